@@ -1,0 +1,164 @@
+"""The subscriber client: read own frames, fetch keys, decrypt, verify, write to a sink.
+
+It reads the recipient's delivery partition directly from Kafka (design §8: departments
+with Kafka access use the same frames and SDK as gateway subscribers), resumes from the
+cursor its sink stored, and hands records to the sink together with the next cursor, so
+the sink holds each record exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+from connectors.sdk.errors import FrameRejected
+from connectors.sdk.hubclient import HubClient
+from connectors.sinks.base import Cursor, DeliveredRecord, Sink
+from hub import kafka, metrics
+from hub.crypto.errors import (
+    FrameAuthError,
+    FrameFormatError,
+    FrameReplayError,
+    WrongRecipientError,
+)
+from hub.crypto.frames import FrameSequenceChecker, open_frame, peek_header
+from hub.crypto.keyrelease import KemSuite
+from hub.delivery import delivery_partition
+from hub.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubscriberSettings:
+    bootstrap_servers: str
+    recipient: str
+    api_url: str
+    token: str
+    private_key: bytes
+    kem: KemSuite = KemSuite.X25519
+    topic_prefix: str = ""
+    client_config: Mapping[str, str] | None = None
+
+
+class SubscriberClient:
+    def __init__(self, settings: SubscriberSettings, sink: Sink) -> None:
+        self._s = settings
+        self._sink = sink
+        self._hub = HubClient(settings.api_url, settings.token)
+        self._keys: dict[bytes, bytes] = {}
+        self._topic = Topics(settings.topic_prefix).delivery
+        self.records = 0
+        self.frames = 0
+        self.replays_skipped = 0
+        self.recent_latencies_ms: deque[float] = deque(maxlen=2000)
+
+    def _key_for(self, subscription: str) -> Callable[[bytes], bytes]:
+        def key_for(key_id: bytes) -> bytes:
+            key = self._keys.get(key_id)
+            if key is None:
+                key = self._hub.release_key(
+                    self._s.recipient, subscription, key_id, self._s.private_key, self._s.kem
+                )
+                self._keys[key_id] = key
+            return key
+
+        return key_for
+
+    def run(self, stop: threading.Event, idle_timeout: float | None = None) -> None:
+        """Consume until ``stop`` is set (or nothing arrived for ``idle_timeout`` seconds)."""
+        consumer = kafka.consumer(
+            self._s.bootstrap_servers,
+            f"govhub-subscriber-{uuid.uuid4().hex}",
+            f"govhub-sdk-{self._s.recipient}",
+            self._s.client_config,
+        )
+        try:
+            metadata = consumer.list_topics(self._topic, timeout=10)
+            partitions = len(metadata.topics[self._topic].partitions)
+            partition = delivery_partition(self._s.recipient, partitions)
+            cursor = self._sink.load_cursor()
+            if cursor is not None and cursor.partition != partition:
+                raise RuntimeError(
+                    f"stored cursor is for partition {cursor.partition}, "
+                    f"but {self._s.recipient} is now in partition {partition}"
+                )
+            start = cursor.next_offset if cursor else OFFSET_BEGINNING
+            sequence = (
+                FrameSequenceChecker.from_dict(cursor.sequence) if cursor else FrameSequenceChecker()
+            )
+            consumer.assign([TopicPartition(self._topic, partition, start)])
+            recipient_key = self._s.recipient.encode()
+            last_activity = time.monotonic()
+            while not stop.is_set():
+                messages = consumer.consume(500, 0.2)
+                batch: list[DeliveredRecord] = []
+                next_offset = None
+                for msg in messages:
+                    if msg.error() is not None:
+                        if msg.error().code() != KafkaError._PARTITION_EOF:
+                            log.warning("subscriber consume error: %s", msg.error())
+                        continue
+                    next_offset = (msg.offset() or 0) + 1
+                    if msg.key() != recipient_key:
+                        continue
+                    batch.extend(self._open(msg.value() or b"", sequence))
+                if next_offset is None:
+                    if idle_timeout is not None and time.monotonic() - last_activity > idle_timeout:
+                        return
+                    continue
+                last_activity = time.monotonic()
+                self._sink.write(batch, Cursor(partition, next_offset, sequence.to_dict()))
+                now = time.time()
+                for record in batch:
+                    latency = max(0.0, now - record.ingested_at_ms / 1000)
+                    metrics.SDK_E2E_LATENCY.observe(latency)
+                    self.recent_latencies_ms.append(latency * 1000)
+                metrics.SDK_RECORDS.inc(len(batch))
+                self.records += len(batch)
+        finally:
+            consumer.close()
+
+    def _open(self, frame: bytes, sequence: FrameSequenceChecker) -> list[DeliveredRecord]:
+        try:
+            header = peek_header(frame)
+            sequence.check(header)
+            header, entries = open_frame(
+                frame, self._s.recipient, self._key_for(header.subscription)
+            )
+        except FrameReplayError as exc:
+            metrics.SDK_FRAMES.labels("replay").inc()
+            self.replays_skipped += 1
+            log.warning("skipping frame already processed: %s", exc)
+            return []
+        except (FrameAuthError, FrameFormatError, WrongRecipientError) as exc:
+            metrics.SDK_FRAMES.labels("rejected").inc()
+            raise FrameRejected(f"frame rejected: {exc}") from exc
+        sequence.record(header)
+        metrics.SDK_FRAMES.labels("ok").inc()
+        self.frames += 1
+        received = int(time.time() * 1000)
+        records = []
+        for entry in entries:
+            codec = self._hub.codec(entry.schema_id)
+            records.append(
+                DeliveredRecord(
+                    resource=header.resource,
+                    subscription=header.subscription,
+                    record_id=entry.record_id,
+                    source_topic=entry.topic,
+                    source_partition=entry.partition,
+                    source_offset=entry.offset,
+                    ingested_at_ms=entry.ingested_at_ms,
+                    received_at_ms=received,
+                    data=codec.decode(entry.payload),
+                )
+            )
+        return records

@@ -1,0 +1,146 @@
+"""Typed configuration for every role.
+
+One frozen model per component (``extra="forbid"``): a wrong key or value fails at start
+with a message that names the field. Values come from an optional TOML file and
+``GOVHUB_*`` environment variables (the environment wins); ``KAFKA_BOOTSTRAP_SERVERS`` is
+honoured as the standard name for the broker list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names the field and the fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._-]*$")
+
+
+class KafkaConfig(_Frozen):
+    bootstrap_servers: str = Field(min_length=1, description="host:port[,host:port...]")
+    topic_prefix: str = Field(default="", description="prepended to every GovHub topic name")
+    delivery_partitions: int = Field(default=6, ge=1, le=10_000)
+    replication_factor: int = Field(default=-1, description="-1: the broker's default")
+    client_config: dict[str, str] = Field(
+        default_factory=dict, description="extra librdkafka settings (security etc.)"
+    )
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_chars(cls, v: str) -> str:
+        if not _TOPIC_PREFIX.match(v):
+            raise ValueError("may contain only letters, digits, '.', '_' and '-'")
+        return v
+
+
+class ApiConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8480, ge=0, le=65535)
+
+
+class RouterConfig(_Frozen):
+    transactional_id: str = Field(default="govhub-router-0", min_length=1)
+    group_id: str = Field(default="govhub-router", min_length=1)
+    consume_batch: int = Field(default=2000, ge=1, le=100_000)
+    transaction_interval_ms: int = Field(default=200, ge=10, le=60_000)
+    max_frame_entries: int = Field(default=500, ge=1, le=100_000)
+    max_frame_bytes: int = Field(default=512_000, ge=1024, le=900_000)
+    key_lifetime_s: int = Field(default=86_400, ge=60)
+    suite: Literal["AES-256-GCM", "SM4-GCM"] = "AES-256-GCM"
+
+
+class CryptoConfig(_Frozen):
+    kek_file: Path = Field(description="local KEK file (32 bytes, mode 0600)")
+
+
+class MetricsConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="standalone /metrics port for roles without api"
+    )
+
+
+class HubConfig(_Frozen):
+    kafka: KafkaConfig
+    api: ApiConfig = ApiConfig()
+    router: RouterConfig = RouterConfig()
+    crypto: CryptoConfig
+    metrics: MetricsConfig = MetricsConfig()
+    state_dir: Path = Path(".govhub")
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+_ENV_KEYS = {
+    "GOVHUB_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "GOVHUB_TOPIC_PREFIX": "kafka.topic_prefix",
+    "GOVHUB_API_PORT": "api.port",
+    "GOVHUB_KEK_FILE": "crypto.kek_file",
+    "GOVHUB_STATE_DIR": "state_dir",
+    "GOVHUB_METRICS_PORT": "metrics.port",
+}
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(root)"
+        problems.append(f"{field}: {err['msg']}")
+    return f"invalid configuration ({source}): " + "; ".join(problems)
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> HubConfig:
+    """Build the hub configuration from a TOML file, the environment and overrides."""
+    env = os.environ if env is None else env
+    tree: dict[str, Any] = {}
+    source = "defaults and environment"
+    if path is not None:
+        try:
+            tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        source = str(path)
+    # KAFKA_BOOTSTRAP_SERVERS first so GOVHUB_BOOTSTRAP_SERVERS can override it.
+    for name in sorted(_ENV_KEYS, key=lambda n: n != "KAFKA_BOOTSTRAP_SERVERS"):
+        if env.get(name):
+            _set(tree, _ENV_KEYS[name], env[name])
+    for dotted, value in (overrides or {}).items():
+        _set(tree, dotted, value)
+    state_dir = Path(tree.get("state_dir", ".govhub"))
+    tree.setdefault("crypto", {}).setdefault("kek_file", str(state_dir / "kek.key"))
+    if "kafka" not in tree or "bootstrap_servers" not in tree["kafka"]:
+        raise ConfigError(
+            "kafka.bootstrap_servers is not set: set KAFKA_BOOTSTRAP_SERVERS, "
+            "[kafka] bootstrap_servers in the config file, or start a local broker with "
+            "'govhub kafka up'"
+        )
+    try:
+        return HubConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None

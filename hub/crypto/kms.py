@@ -1,0 +1,145 @@
+"""The KEK behind a small KMS interface.
+
+Data keys are stored in ``_govhub.keys`` wrapped under the hub's key-encryption key (KEK).
+`LocalFileKms` keeps the KEK in a local file; Vault Transit or a cloud KMS can implement
+the same `Kms` protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import struct
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hub.crypto.errors import KeyFileError, KeyUnwrapError
+
+__all__ = ["KEK_LEN", "WRAP_VERSION", "Kms", "LocalFileKms"]
+
+KEK_LEN = 32
+WRAP_VERSION = 1
+_KEK_ID_LEN = 8
+_NONCE_LEN = 12
+# version, KEK id (raw 8 bytes), nonce
+_WRAP_HEADER = struct.Struct(">B8s12s")
+
+
+class Kms(Protocol):
+    """Wraps and unwraps data keys under a KEK.
+
+    `context` is bound to the wrapped key: unwrapping with any other context fails with
+    KeyUnwrapError.
+    """
+
+    @property
+    def kek_id(self) -> str: ...
+
+    def wrap(self, dek: bytes, context: bytes) -> bytes: ...
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes: ...
+
+
+class LocalFileKms:
+    """KEK of 32 random bytes in a file only its owner can read (mode 0600).
+
+    Wrapped keys are ``version (1) | KEK id (8) | nonce (12) | AES-256-GCM(dek) || tag``
+    with ``version | KEK id | context`` as associated data.
+    """
+
+    def __init__(self, path: Path, create: bool = False) -> None:
+        self.path = Path(path)
+        kek = _read_or_create_kek(self.path, create)
+        digest = hashlib.sha256(kek).digest()[:_KEK_ID_LEN]
+        self._kek_id_raw = digest
+        self._kek_id = digest.hex()
+        self._aead = AESGCM(kek)
+
+    @property
+    def kek_id(self) -> str:
+        return self._kek_id
+
+    def __repr__(self) -> str:
+        return f"LocalFileKms(path={str(self.path)!r}, kek_id={self._kek_id!r})"
+
+    def wrap(self, dek: bytes, context: bytes) -> bytes:
+        return self._wrap(dek, context, os.urandom(_NONCE_LEN))
+
+    def _wrap(self, dek: bytes, context: bytes, nonce: bytes) -> bytes:
+        header = _WRAP_HEADER.pack(WRAP_VERSION, self._kek_id_raw, nonce)
+        aad = header[: 1 + _KEK_ID_LEN] + context
+        return header + self._aead.encrypt(nonce, dek, aad)
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        if len(wrapped) < _WRAP_HEADER.size + 16:
+            raise KeyUnwrapError(f"wrapped key of {len(wrapped)} bytes is truncated")
+        version, kek_id, nonce = _WRAP_HEADER.unpack_from(wrapped, 0)
+        if version != WRAP_VERSION:
+            raise KeyUnwrapError(f"unsupported wrapped-key version {version}")
+        if kek_id != self._kek_id_raw:
+            raise KeyUnwrapError(
+                f"key is wrapped under KEK {kek_id.hex()}, this KMS holds KEK {self._kek_id}"
+            )
+        aad = wrapped[: 1 + _KEK_ID_LEN] + context
+        try:
+            return self._aead.decrypt(nonce, wrapped[_WRAP_HEADER.size :], aad)
+        except InvalidTag:
+            raise KeyUnwrapError(
+                f"unwrap under KEK {self._kek_id} failed: wrong context or tampered key"
+            ) from None
+
+
+def _read_or_create_kek(path: Path, create: bool) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        if not create:
+            raise KeyFileError(
+                f"KEK file {path} does not exist; create it with create=True "
+                "(a new KEK cannot unwrap keys wrapped under an old one)"
+            ) from None
+        return _create_kek(path)
+    except OSError as exc:
+        raise KeyFileError(f"cannot open KEK file {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyFileError(f"KEK file {path} is not a regular file")
+        if os.name == "posix" and info.st_mode & 0o077:
+            raise KeyFileError(
+                f"KEK file {path} has mode {stat.S_IMODE(info.st_mode):04o}; it must not be "
+                f"accessible to group or others. Fix with: chmod 600 {path}"
+            )
+        kek = os.read(fd, KEK_LEN + 1)
+    finally:
+        os.close(fd)
+    if len(kek) != KEK_LEN:
+        raise KeyFileError(f"KEK file {path} must hold exactly {KEK_LEN} bytes")
+    return kek
+
+
+def _create_kek(path: Path) -> bytes:
+    """Write a new KEK atomically: a private temp file, then link() so no reader ever sees a
+    partial file and a concurrent creator cannot be overwritten."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    kek = os.urandom(KEK_LEN)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(kek)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            # Another process created it first: use theirs.
+            return _read_or_create_kek(path, create=False)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return kek

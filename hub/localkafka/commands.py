@@ -1,0 +1,168 @@
+"""``govhub kafka up|status|down``: the local Kafka from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hub.localkafka.cluster import ClusterStatus, LocalKafka
+from hub.localkafka.config import DEFAULT_BASE_PORT, NODE_COUNTS
+from hub.localkafka.errors import LocalKafkaError
+from hub.localkafka.jars import DEFAULT_KAFKA_VERSION
+from hub.localkafka.paths import kafka_state_dir
+from hub.localkafka.state import load_record
+
+EXIT_OK = 0
+EXIT_UNHEALTHY = 1
+EXIT_ERROR = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``kafka`` command with its ``up``, ``status`` and ``down`` actions."""
+    kafka = subparsers.add_parser(
+        "kafka",
+        help="run a local Apache Kafka (KRaft) from Maven Central jars",
+        description="Run a local Apache Kafka in KRaft mode on 127.0.0.1 "
+        "(node i: client port BASE+2i, controller port BASE+2i+1).",
+    )
+    actions = kafka.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
+
+    up = actions.add_parser("up", help="start the cluster (fetches the jars on first use)")
+    up.add_argument(
+        "--nodes", type=int, choices=NODE_COUNTS, help="number of nodes (default: as before, or 1)"
+    )
+    up.add_argument(
+        "--base-port",
+        type=int,
+        metavar="N",
+        help=f"first port (default: as before, or {DEFAULT_BASE_PORT})",
+    )
+    up.add_argument(
+        "--version",
+        dest="kafka_version",
+        metavar="V",
+        help=f"Apache Kafka version (default: as before, or {DEFAULT_KAFKA_VERSION})",
+    )
+    up.add_argument(
+        "--timeout", type=float, default=120.0, metavar="S", help="seconds to wait for readiness"
+    )
+    _add_state_dir(up)
+    up.set_defaults(func=_guarded(run_up))
+
+    status = actions.add_parser("status", help="show the nodes; exit 1 when not healthy")
+    _add_state_dir(status)
+    status.set_defaults(func=_guarded(run_status))
+
+    down = actions.add_parser("down", help="stop the cluster (data is kept)")
+    down.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="seconds before SIGKILL"
+    )
+    _add_state_dir(down)
+    down.set_defaults(func=_guarded(run_down))
+
+
+def _add_state_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="GovHub state folder, Kafka in DIR/kafka (default: $GOVHUB_STATE_DIR or ./.govhub)",
+    )
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turn a LocalKafkaError into ``govhub: error: ...`` on stderr and exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        _show_progress()
+        try:
+            return handler(args)
+        except LocalKafkaError as exc:
+            print(f"govhub: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+
+    run.__name__ = handler.__name__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def _show_progress() -> None:
+    """Let the one-off jar download say what it does, unless logging is set up already."""
+    logger = logging.getLogger("hub.localkafka")
+    if not logging.getLogger().handlers and not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("govhub: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _cluster(args: argparse.Namespace) -> LocalKafka:
+    """A LocalKafka for the chosen state folder; unset options follow the last ``up``."""
+    state_dir = kafka_state_dir(args.state_dir)
+    record = load_record(state_dir)
+    nodes = getattr(args, "nodes", None) or (record.nodes if record else 1)
+    base_port = getattr(args, "base_port", None) or (
+        record.base_port if record else DEFAULT_BASE_PORT
+    )
+    version = getattr(args, "kafka_version", None) or (
+        record.kafka_version if record else DEFAULT_KAFKA_VERSION
+    )
+    return LocalKafka(state_dir, nodes=nodes, base_port=base_port, kafka_version=version)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    cluster = _cluster(args)
+    started = time.monotonic()
+    bootstrap = cluster.up(timeout=args.timeout)
+    took = time.monotonic() - started
+    nodes = cluster.requested.nodes
+    print(f"bootstrap servers: {bootstrap}")
+    print(
+        f"ready in {took:.1f} s (Kafka {cluster.kafka_version}, {nodes} node"
+        f"{'s' if nodes > 1 else ''}, state {cluster.state_dir})"
+    )
+    return EXIT_OK
+
+
+def run_status(args: argparse.Namespace) -> int:
+    status = _cluster(args).status()
+    print(format_status(status))
+    return EXIT_OK if status.healthy else EXIT_UNHEALTHY
+
+
+def run_down(args: argparse.Namespace) -> int:
+    cluster = _cluster(args)
+    cluster.down(timeout=args.timeout)
+    print(f"kafka stopped (data kept in {cluster.state_dir})")
+    return EXIT_OK
+
+
+def format_status(status: ClusterStatus) -> str:
+    """A small table of the nodes, then bootstrap servers and health."""
+    header = ("node", "pid", "state", "broker", "controller", "log")
+    rows = [
+        (
+            str(node.node_id),
+            str(node.pid) if node.pid is not None else "-",
+            "running" if node.alive else ("stale pid" if node.pid is not None else "stopped"),
+            f"127.0.0.1:{node.broker_port}",
+            f"127.0.0.1:{node.controller_port}",
+            str(node.log_path),
+        )
+        for node in status.nodes
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+    lines = [f"Kafka {status.kafka_version}, state {status.state_dir}"]
+    for row in (header, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]))
+    lines.append(f"bootstrap servers: {status.bootstrap_servers}")
+    health = "yes" if status.healthy else f"no ({status.detail})"
+    lines.append(f"healthy: {health}")
+    return "\n".join(lines)

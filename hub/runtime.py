@@ -1,0 +1,142 @@
+"""Runs a set of roles in one process: control state, api, router (design §2)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from aiohttp import web
+
+from hub import kafka, metrics
+from hub.api.app import build_app
+from hub.config import HubConfig
+from hub.crypto.kms import LocalFileKms
+from hub.router.service import RouterService
+from hub.state import ControlState
+from hub.topics import ensure_hub_topics
+
+log = logging.getLogger(__name__)
+
+ROLES = ("api", "router")
+
+
+class StartupError(Exception):
+    """A role could not start."""
+
+
+class HubRuntime:
+    def __init__(self, config: HubConfig, roles: Iterable[str] = ROLES) -> None:
+        self.config = config
+        self.roles = tuple(roles)
+        unknown = set(self.roles) - set(ROLES)
+        if unknown:
+            raise StartupError(f"unknown roles {sorted(unknown)}; choose from {list(ROLES)}")
+        self.state = ControlState(config)
+        self.kms = LocalFileKms(config.crypto.kek_file, create=True)
+        self.router: RouterService | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._api_loop: asyncio.AbstractEventLoop | None = None
+        self._api_runner: web.AppRunner | None = None
+        self._api_started = threading.Event()
+        self._api_error: BaseException | None = None
+        self.api_port: int | None = None
+
+    @property
+    def api_url(self) -> str:
+        if self.api_port is None:
+            raise StartupError("the api role is not running")
+        return f"http://{self.config.api.host}:{self.api_port}"
+
+    def readiness(self) -> list[str]:
+        problems = [f"control topic {t.topic} not loaded" for t in self.state.tables if not t.loaded]
+        if "router" in self.roles and (self.router is None or not self.router.ready):
+            problems.append("router not ready (broker unreachable or transactions not initialised)")
+        return problems
+
+    def start(self, timeout: float = 60.0) -> None:
+        cfg = self.config
+        admin = kafka.admin_client(cfg.kafka.bootstrap_servers, cfg.kafka.client_config)
+        ensure_hub_topics(
+            admin, self.state.topics, cfg.kafka.delivery_partitions, cfg.kafka.replication_factor
+        )
+        self.state.start(timeout)
+        if "router" in self.roles:
+            self.router = RouterService(cfg, self.state, self.kms)
+            self._spawn("router", self._run_router)
+        if "api" in self.roles:
+            self._spawn("api", self._run_api)
+            if not self._api_started.wait(timeout):
+                raise StartupError("api did not start")
+            if self._api_error is not None:
+                raise StartupError(f"api failed to start: {self._api_error}")
+        elif cfg.metrics.port is not None:
+            metrics.serve_metrics(cfg.metrics.port, cfg.metrics.host)
+        log.info("hub roles started", extra={"roles": list(self.roles)})
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.readiness():
+            if time.monotonic() > deadline:
+                raise StartupError("not ready: " + "; ".join(self.readiness()))
+            time.sleep(0.05)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"govhub-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _run_router(self) -> None:
+        assert self.router is not None
+        try:
+            self.router.run(self._stop)
+        except Exception:
+            log.exception("router stopped with an error")
+
+    def _run_api(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._api_loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._start_api())
+        except BaseException as exc:
+            self._api_error = exc
+            self._api_started.set()
+            return
+        self._api_started.set()
+        loop.run_forever()
+        loop.run_until_complete(self._stop_api())
+        loop.close()
+
+    async def _start_api(self) -> None:
+        app = build_app(self.state, self.kms, self.readiness)
+        self._api_runner = web.AppRunner(app, access_log=None)
+        await self._api_runner.setup()
+        site = web.TCPSite(self._api_runner, self.config.api.host, self.config.api.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.api_port = sockets[0].getsockname()[1] if sockets else self.config.api.port
+
+    async def _stop_api(self) -> None:
+        if self._api_runner is not None:
+            await self._api_runner.cleanup()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._api_loop is not None and self._api_loop.is_running():
+            self._api_loop.call_soon_threadsafe(self._api_loop.stop)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads.clear()
+        self.state.stop()
+
+    def __enter__(self) -> HubRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
