@@ -166,13 +166,16 @@ class Publisher:
         )
         if record.value is not None:
             body = orjson.dumps(
-                {"record": redact_personal(self._resource, record.value),
-                 "position": dict(record.position)}
+                {
+                    "record": redact_personal(self._resource, record.value),
+                    "position": dict(record.position),
+                }
             )
         else:
             # Unparsable input cannot be redacted field by field: keep its position only.
-            body = orjson.dumps({"record": None, "position": dict(record.position),
-                                 "bytes": len(record.raw)})
+            body = orjson.dumps(
+                {"record": None, "position": dict(record.position), "bytes": len(record.raw)}
+            )
         return (
             self._dlq,
             None,

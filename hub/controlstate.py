@@ -116,9 +116,7 @@ class CompactedTable:
         """Call ``listener(key, value_or_None)`` from the reader thread on every change."""
         self._listeners.append(listener)
 
-    def wait_for(
-        self, predicate: Callable[[CompactedTable], bool], timeout: float = 10.0
-    ) -> bool:
+    def wait_for(self, predicate: Callable[[CompactedTable], bool], timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         with self._lock:
             while not predicate(self):

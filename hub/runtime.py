@@ -52,7 +52,9 @@ class HubRuntime:
         return f"http://{self.config.api.host}:{self.api_port}"
 
     def readiness(self) -> list[str]:
-        problems = [f"control topic {t.topic} not loaded" for t in self.state.tables if not t.loaded]
+        problems = [
+            f"control topic {t.topic} not loaded" for t in self.state.tables if not t.loaded
+        ]
         if "router" in self.roles and (self.router is None or not self.router.ready):
             problems.append("router not ready (broker unreachable or transactions not initialised)")
         return problems

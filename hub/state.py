@@ -111,9 +111,7 @@ def _parse(row: dict[str, Any], model: type[M]) -> M | None:
         return None
 
 
-def _parse_all(
-    rows: list[dict[str, Any]], model: type[M], key: str
-) -> dict[str, M]:
+def _parse_all(rows: list[dict[str, Any]], model: type[M], key: str) -> dict[str, M]:
     out: dict[str, M] = {}
     for row in rows:
         item = _parse(row, model)

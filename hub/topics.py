@@ -100,8 +100,9 @@ def ensure_topics(
     """Create the topics that do not exist yet: ``{name: (partitions, config)}``."""
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [
-        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
-                 config=config)
+        NewTopic(
+            name, num_partitions=partitions, replication_factor=replication_factor, config=config
+        )
         for name, (partitions, config) in specs.items()
         if name not in existing
     ]

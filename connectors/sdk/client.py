@@ -9,10 +9,10 @@ the sink holds each record exactly once.
 from __future__ import annotations
 
 import logging
-from collections import deque
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -92,7 +92,9 @@ class SubscriberClient:
                 )
             start = cursor.next_offset if cursor else OFFSET_BEGINNING
             sequence = (
-                FrameSequenceChecker.from_dict(cursor.sequence) if cursor else FrameSequenceChecker()
+                FrameSequenceChecker.from_dict(cursor.sequence)
+                if cursor
+                else FrameSequenceChecker()
             )
             consumer.assign([TopicPartition(self._topic, partition, start)])
             recipient_key = self._s.recipient.encode()

@@ -45,7 +45,11 @@ class JsonlSink(Sink):
 
     def write(self, records: Sequence[DeliveredRecord], cursor: Cursor) -> None:
         if records:
-            self._file.write(b"".join(orjson.dumps(r.to_json_dict(), default=json_default) + b"\n" for r in records))
+            self._file.write(
+                b"".join(
+                    orjson.dumps(r.to_json_dict(), default=json_default) + b"\n" for r in records
+                )
+            )
         self._file.flush()
         os.fsync(self._file.fileno())
         doc = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -385,8 +385,10 @@ class FrameSequenceChecker:
 
     STATE_VERSION = 1
 
-    def __init__(self) -> None:
+    def __init__(self, state: Mapping[str, Any] | None = None) -> None:
         self._last: dict[_Position, int] = {}
+        if state is not None:
+            self._last = FrameSequenceChecker.from_dict(state)._last
 
     def last_offset(self, resource: str, subscription: str, source_partition: int) -> int | None:
         return self._last.get((resource, subscription, source_partition))
@@ -419,7 +421,9 @@ class FrameSequenceChecker:
         checker = cls()
         if state.get("v") != cls.STATE_VERSION:
             raise CryptoError(f"unsupported sequence state version {state.get('v')!r}")
-        rows: Iterable[Any] = state.get("last", [])
+        rows = state.get("last", [])
+        if not isinstance(rows, list):
+            raise CryptoError("sequence state 'last' must be a list")
         for row in rows:
             match row:
                 case [str(r), str(s), int(p), int(o)] if p >= 0 and o >= 0:

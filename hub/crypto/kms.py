@@ -127,7 +127,7 @@ def _create_kek(path: Path) -> bytes:
     partial file and a concurrent creator cannot be overwritten."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     kek = os.urandom(KEK_LEN)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -72,8 +72,9 @@ def _is_masked(data: dict[str, Any]) -> bool:
     return "*" in str(data.get("id_card", "")) and "*" in str(data.get("name", ""))
 
 
-def verify_sink(path: Path, member: Member, expected_rows: int, expect_masked: bool,
-                tier: str) -> Check:
+def verify_sink(
+    path: Path, member: Member, expected_rows: int, expect_masked: bool, tier: str
+) -> Check:
     prefix = jurisdiction_prefix(member.party.region_code)
     rows = [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
     ids = [r["record_id"] for r in rows]
@@ -83,8 +84,18 @@ def verify_sink(path: Path, member: Member, expected_rows: int, expect_masked: b
     masked = bool(rows) and all(_is_masked(r["data"]) for r in rows)
     latencies = sorted(r["received_at_ms"] - r["ingested_at_ms"] for r in rows) or [0]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Check(member.party.id, member.party.name, tier, expected_rows, len(rows), own,
-                 masked, expect_masked, float(statistics.median(latencies)), float(p99))
+    return Check(
+        member.party.id,
+        member.party.name,
+        tier,
+        expected_rows,
+        len(rows),
+        own,
+        masked,
+        expect_masked,
+        float(statistics.median(latencies)),
+        float(p99),
+    )
 
 
 def _shutdown(
@@ -151,8 +162,10 @@ def run_demo(
         subs = build_subscriptions(sample.resource.code)
         admin = kafka.admin_client(config.kafka.bootstrap_servers, config.kafka.client_config)
         schema_id = provision(runtime.state, admin, sample, members, subs)
-        say(f"· catalogue: {sample.resource.name} ({sample.resource.department_name}), "
-            f"schema id {schema_id}; {len(members)} parties, {len(subs)} subscriptions")
+        say(
+            f"· catalogue: {sample.resource.name} ({sample.resource.department_name}), "
+            f"schema id {schema_id}; {len(members)} parties, {len(subs)} subscriptions"
+        )
         data = generate_records(records)
         source_file = out_dir / "input" / "dibao.jsonl"
         write_jsonl(source_file, data)
@@ -170,14 +183,17 @@ def run_demo(
                 client_config=config.kafka.client_config,
             )
             client = SubscriberClient(settings, JsonlSink(out_dir / "received" / f"{pid}.jsonl"))
-            thread = threading.Thread(target=client.run, args=(stop,), daemon=True,
-                                      name=f"subscriber-{pid}")
+            thread = threading.Thread(
+                target=client.run, args=(stop,), daemon=True, name=f"subscriber-{pid}"
+            )
             thread.start()
             clients.append((client, thread))
 
-        checkpoints = CompactedTable(config.kafka.bootstrap_servers,
-                                     runtime.state.topics.connect_offsets,
-                                     client_config=config.kafka.client_config)
+        checkpoints = CompactedTable(
+            config.kafka.bootstrap_servers,
+            runtime.state.topics.connect_offsets,
+            client_config=config.kafka.client_config,
+        )
         checkpoints.start()
         publisher = Publisher(
             connector="mzj-dibao-file",
@@ -193,10 +209,14 @@ def run_demo(
         source.connect(publisher.checkpoint())
         valid = records
         expected_total = valid * 3  # each record: its community, its street, 人社局
-        say(f"· publishing {len(data)} records ({len(data) - valid} invalid) at ~{rate}/s; "
-            f"{expected_total} deliveries expected")
-        say(f"  {'t':>5} {'published':>10} {'delivered':>10} {'in/s':>7} {'out/s':>7} "
-            f"{'e2e p50':>8}")
+        say(
+            f"· publishing {len(data)} records ({len(data) - valid} invalid) at ~{rate}/s; "
+            f"{expected_total} deliveries expected"
+        )
+        say(
+            f"  {'t':>5} {'published':>10} {'delivered':>10} {'in/s':>7} {'out/s':>7} "
+            f"{'e2e p50':>8}"
+        )
         t_pub = time.monotonic()
         last = (t_pub, 0, 0)
         batch = max(1, rate // 10)
@@ -218,9 +238,11 @@ def run_demo(
                 published = publisher.stats.published
                 lat = [x for c, _ in clients for x in list(c.recent_latencies_ms)]
                 p50 = f"{statistics.median(lat):.0f}ms" if lat else "-"
-                say(f"  {now - t_pub:>4.0f}s {published:>10} {delivered:>10} "
+                say(
+                    f"  {now - t_pub:>4.0f}s {published:>10} {delivered:>10} "
                     f"{(published - last[1]) / (now - last[0]):>7.0f} "
-                    f"{(delivered - last[2]) / (now - last[0]):>7.0f} {p50:>8}")
+                    f"{(delivered - last[2]) / (now - last[0]):>7.0f} {p50:>8}"
+                )
                 last = (now, published, delivered)
             if done_publishing and delivered >= expected_total:
                 break
@@ -237,22 +259,40 @@ def run_demo(
             member = members[pid]
             pref = jurisdiction_prefix(member.party.region_code)
             expected = sum(n for code, n in by_region.items() if code.startswith(pref))
-            tier = ("department" if pid == CONSUMER_DEPT[0]
-                    else "community" if member.party.is_grassroots else "street")
-            checks.append(verify_sink(out_dir / "received" / f"{pid}.jsonl", member, expected,
-                                      member.party.is_grassroots, tier))
+            tier = (
+                "department"
+                if pid == CONSUMER_DEPT[0]
+                else "community"
+                if member.party.is_grassroots
+                else "street"
+            )
+            checks.append(
+                verify_sink(
+                    out_dir / "received" / f"{pid}.jsonl",
+                    member,
+                    expected,
+                    member.party.is_grassroots,
+                    tier,
+                )
+            )
         rejected = publisher.stats.rejected
         say("")
-        say(f"  {'recipient':<20} {'tier':<10} {'expected':>8} {'received':>8} "
-            f"{'own rows':>8} {'masked':>6} {'p50':>6} {'p99':>6}  result")
+        say(
+            f"  {'recipient':<20} {'tier':<10} {'expected':>8} {'received':>8} "
+            f"{'own rows':>8} {'masked':>6} {'p50':>6} {'p99':>6}  result"
+        )
         for c in checks:
-            say(f"  {c.recipient:<20} {c.tier:<10} {c.expected:>8} {c.received:>8} "
+            say(
+                f"  {c.recipient:<20} {c.tier:<10} {c.expected:>8} {c.received:>8} "
                 f"{'yes' if c.own_rows_only else 'NO':>8} {'yes' if c.masked else 'no':>6} "
-                f"{c.p50_ms:>4.0f}ms {c.p99_ms:>4.0f}ms  {'ok' if c.ok else 'FAIL'}")
+                f"{c.p50_ms:>4.0f}ms {c.p99_ms:>4.0f}ms  {'ok' if c.ok else 'FAIL'}"
+            )
         say(f"  dead letters (govhub.dlq.mzj): {sum(rejected.values())} {dict(rejected)}")
         all_ok = all(c.ok for c in checks) and sum(rejected.values()) == len(data) - valid
-        say(f"\n{'✔ isolation and masking hold' if all_ok else '✘ demo checks FAILED'}; "
-            f"total {time.monotonic() - started:.1f}s; received records in {out_dir}/received/")
+        say(
+            f"\n{'✔ isolation and masking hold' if all_ok else '✘ demo checks FAILED'}; "
+            f"total {time.monotonic() - started:.1f}s; received records in {out_dir}/received/"
+        )
         if keep_running:
             say(f"· --keep-running: api at {runtime.api_url} (/metrics, /subjects); Ctrl-C stops")
             try:

@@ -47,9 +47,7 @@ PUBLISHER = ("mzj", "朝阳区民政局", "110105000000")
 CONSUMER_DEPT = ("rsj", "朝阳区人力资源和社会保障局", "110105000000")
 
 
-def _member(
-    pid: str, name: str, kind: PartyKind, region: str, parent: str | None
-) -> Member:
+def _member(pid: str, name: str, kind: PartyKind, region: str, parent: str | None) -> Member:
     token = new_token()
     private, public = generate_recipient_key(KemSuite.X25519)
     party = Party(
@@ -66,10 +64,12 @@ def _member(
 
 def build_members() -> dict[str, Member]:
     members: dict[str, Member] = {}
-    members[PUBLISHER[0]] = _member(PUBLISHER[0], PUBLISHER[1], PartyKind.DEPARTMENT,
-                                    PUBLISHER[2], None)
-    members[CONSUMER_DEPT[0]] = _member(CONSUMER_DEPT[0], CONSUMER_DEPT[1],
-                                        PartyKind.DEPARTMENT, CONSUMER_DEPT[2], None)
+    members[PUBLISHER[0]] = _member(
+        PUBLISHER[0], PUBLISHER[1], PartyKind.DEPARTMENT, PUBLISHER[2], None
+    )
+    members[CONSUMER_DEPT[0]] = _member(
+        CONSUMER_DEPT[0], CONSUMER_DEPT[1], PartyKind.DEPARTMENT, CONSUMER_DEPT[2], None
+    )
     members[DISTRICT[0]] = _member(DISTRICT[0], DISTRICT[1], PartyKind.UNIT, DISTRICT[2], None)
     for pid, name, region in STREETS:
         members[pid] = _member(pid, name, PartyKind.UNIT, region, DISTRICT[0])
@@ -90,11 +90,25 @@ def build_subscriptions(resource: str) -> list[Subscription]:
         )
     ]
     for pid, _, region in STREETS:
-        subs.append(Subscription(id=f"sub-{pid}-{resource}", resource=resource, subscriber=pid,
-                                 jurisdiction=region, purpose="街道低保动态管理"))
+        subs.append(
+            Subscription(
+                id=f"sub-{pid}-{resource}",
+                resource=resource,
+                subscriber=pid,
+                jurisdiction=region,
+                purpose="街道低保动态管理",
+            )
+        )
     for pid, _, region, _ in COMMUNITIES:
-        subs.append(Subscription(id=f"sub-{pid}-{resource}", resource=resource, subscriber=pid,
-                                 jurisdiction=region, purpose="社区入户走访"))
+        subs.append(
+            Subscription(
+                id=f"sub-{pid}-{resource}",
+                resource=resource,
+                subscriber=pid,
+                jurisdiction=region,
+                purpose="社区入户走访",
+            )
+        )
     return subs
 
 
@@ -123,8 +137,9 @@ def generate_records(count: int, seed: int = 7, invalid: int = 5) -> list[dict[s
                 "region_code": community[2],
                 "household_size": rng.randint(1, 6),
                 "amount": str(Decimal(rng.randint(60_000, 300_000)) / 100),
-                "approved_on": (datetime.date(2026, 1, 1)
-                                + datetime.timedelta(days=rng.randint(0, 300))).isoformat(),
+                "approved_on": (
+                    datetime.date(2026, 1, 1) + datetime.timedelta(days=rng.randint(0, 300))
+                ).isoformat(),
                 "category": "URBAN",
                 "address": f"北京市朝阳区{community[1]}{fake.street_address()}",
             }
@@ -155,9 +170,7 @@ def provision(
     """Write the world into the hub's control state; returns the source schema id."""
     schema_id: int = state.registry.register(sample.resource.subject, sample.schema_json)
     state.put_resource(sample.resource)
-    ensure_resource_topics(
-        admin, state.topics, sample.resource.department, sample.resource.code
-    )
+    ensure_resource_topics(admin, state.topics, sample.resource.department, sample.resource.code)
     for member in members.values():
         state.put_party(member.party)
     for sub in subscriptions:

@@ -9,7 +9,6 @@ once per record, encoded once per distinct view.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,9 +18,9 @@ from hub.crypto.suites import PayloadSuite
 from hub.delivery import RECORD_COUNT_HEADER, delivery_partition
 from hub.policy.views import CompiledView, View, ViewError, compile_view
 from hub.regions import InvalidRegionCode, Level, level_of
-from hub.registry.framing import FramingError, frame, unframe
+from hub.registry.framing import FramingError, unframe
 from hub.registry.schemas import AvroCodec, RecordDecodeError, RecordEncodeError, SchemaError
-from hub.registry.store import SchemaNotFound, SchemaRegistry
+from hub.registry.store import SchemaNotFound
 from hub.router.keys import SUITES, KeyBook
 from hub.router.routing import Route, RoutingTable
 from hub.topics import Topics
@@ -46,6 +45,14 @@ TIER_NAMES = {
     Level.TOWNSHIP: "township",
     Level.VILLAGE: "village",
 }
+
+
+class SchemaSource(Protocol):
+    """What the engine needs of the schema registry."""
+
+    def schema(self, schema_id: int) -> str: ...
+    def codec(self, schema_id: int) -> AvroCodec: ...
+    def register_schema(self, schema: str) -> int: ...
 
 
 class Message(Protocol):
@@ -115,7 +122,7 @@ class ExchangeEngine:
     def __init__(
         self,
         topics: Topics,
-        registry: SchemaRegistry,
+        registry: SchemaSource,
         routing_table: Callable[[str], RoutingTable | None],
         tier_of: Callable[[str], str],
         keybook: KeyBook,
@@ -252,7 +259,9 @@ class ExchangeEngine:
             try:
                 codec = self._codecs[schema_id] = self._registry.codec(schema_id)
             except SchemaNotFound:
-                raise DeadLetter("unknown-schema", f"schema id {schema_id} not registered") from None
+                raise DeadLetter(
+                    "unknown-schema", f"schema id {schema_id} not registered"
+                ) from None
         try:
             return codec.decode(payload)
         except RecordDecodeError as exc:
@@ -264,7 +273,9 @@ class ExchangeEngine:
             try:
                 writer = self._registry.schema(schema_id)
             except SchemaNotFound:
-                raise DeadLetter("unknown-schema", f"schema id {schema_id} not registered") from None
+                raise DeadLetter(
+                    "unknown-schema", f"schema id {schema_id} not registered"
+                ) from None
             try:
                 compiled = compile_view(view, writer)
                 view_id = self._registry.register_schema(compiled.schema_json)
@@ -324,10 +335,3 @@ class ExchangeEngine:
             OutRecord(self._topics.dlq(department), None, msg.value(), headers)
         )
         outcome.dead_reasons[dead.reason] = outcome.dead_reasons.get(dead.reason, 0) + 1
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-__all__ = ["ExchangeEngine", "Outcome", "OutRecord", "frame", "now_ms", "TIER_NAMES"]

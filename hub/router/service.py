@@ -132,8 +132,10 @@ class RouterService:
         try:
             producer.begin_transaction()
             for key_record in self._keybook.take_new_records():
-                _produce(producer, OutRecord(self._topics.keys, key_record.kafka_key(),
-                                             key_record.to_json(), []))
+                _produce(
+                    producer,
+                    OutRecord(self._topics.keys, key_record.kafka_key(), key_record.to_json(), []),
+                )
                 metrics.ROUTER_KEYS_CREATED.labels(key_record.suite.name).inc()
             for out in outcome.frames:
                 _produce(producer, out)
@@ -142,9 +144,7 @@ class RouterService:
             positions = [
                 tp for tp in consumer.position(consumer.assignment()) if tp.offset != OFFSET_INVALID
             ]
-            producer.send_offsets_to_transaction(
-                positions, consumer.consumer_group_metadata(), 30
-            )
+            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
             started = time.perf_counter()
             producer.commit_transaction(60)
             metrics.ROUTER_TXN_SECONDS.observe(time.perf_counter() - started)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,6 @@ from hub.crypto import (
     FrameAuthError,
     FrameEntry,
     FrameFormatError,
-    FrameHeader,
     FrameSealer,
     FrameTooLargeError,
     PayloadSuite,
@@ -82,7 +82,7 @@ def test_peek_header_without_key(suite: PayloadSuite) -> None:
     header = make_header(suite, recipient="区县-330106")
     frame = seal_frame(header, make_entries(), new_data_key(suite))
     assert peek_header(frame) == header
-    assert peek_header(bytearray(frame)) == header
+    assert peek_header(bytearray(frame)) == header  # type: ignore[arg-type]
 
 
 def test_wrong_key_fails_authentication(suite: PayloadSuite) -> None:
@@ -151,7 +151,7 @@ def test_every_truncation_is_detected(suite: PayloadSuite) -> None:
         ("last_offset", 103),
     ],
 )
-def test_header_is_bound_to_ciphertext(field: str, value: object) -> None:
+def test_header_is_bound_to_ciphertext(field: str, value: Any) -> None:
     """Moving a ciphertext under another header (same length fields) fails the tag."""
     key = new_data_key(PayloadSuite.AES_256_GCM)
     header = make_header()
@@ -187,13 +187,13 @@ def test_entries_must_match_header_range() -> None:
         {"suite": 9},
     ],
 )
-def test_header_validation(changes: dict[str, object]) -> None:
+def test_header_validation(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         dataclasses.replace(make_header(), **changes)
 
 
 def test_header_accepts_plain_int_suite() -> None:
-    header = dataclasses.replace(make_header(), suite=2)
+    header = dataclasses.replace(make_header(), suite=2)  # type: ignore[arg-type]
     assert header.suite is PayloadSuite.SM4_GCM
 
 
@@ -219,15 +219,18 @@ def test_frame_size_bound() -> None:
 
 def test_encode_rejects_out_of_range_fields() -> None:
     entry = make_entries(1)[0]
+    changes: dict[str, Any]
     for changes in ({"schema_id": 2**31}, {"offset": 2**63}, {"record_id": "x" * 70_000}):
         with pytest.raises(ValueError):
-            encode_entries([dataclasses.replace(entry, **changes)])  # type: ignore[arg-type]
+            encode_entries([dataclasses.replace(entry, **changes)])
 
 
 def test_entries_round_trip_with_unicode_and_empty_fields() -> None:
     entries = [
         FrameEntry(0, "", 0, 0, "", 0, b""),
-        FrameEntry(2**31 - 1, "govhub.src.民政局.低保", 2**31 - 1, 2**63 - 1, "记录-1", -1, b"\x00"),
+        FrameEntry(
+            2**31 - 1, "govhub.src.民政局.低保", 2**31 - 1, 2**63 - 1, "记录-1", -1, b"\x00"
+        ),
     ]
     assert decode_entries(encode_entries(entries)) == entries
 

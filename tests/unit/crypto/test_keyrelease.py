@@ -93,7 +93,7 @@ def test_tampered_or_truncated(kem: KemSuite, pair: tuple[bytes, bytes]) -> None
 
 
 def test_kem_mismatch() -> None:
-    x_private, x_public = generate_recipient_key(KemSuite.X25519)
+    _x_private, x_public = generate_recipient_key(KemSuite.X25519)
     sealed = seal_key_for_recipient(os.urandom(32), x_public, KemSuite.X25519, RECIPIENT, KEY_ID)
     h_private, _ = generate_recipient_key(KemSuite.MLKEM768_X25519)
     with pytest.raises(KeyReleaseError, match="KEM"):

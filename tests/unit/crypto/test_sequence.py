@@ -61,6 +61,7 @@ def test_state_round_trips_through_json() -> None:
     with pytest.raises(FrameReplayError):
         restored.check(make_header(first_offset=9, last_offset=9))
     restored.check(make_header(first_offset=10, last_offset=10))
+    assert FrameSequenceChecker(checker.to_dict()).to_dict() == checker.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -72,6 +73,7 @@ def test_state_round_trips_through_json() -> None:
         {"v": 1, "last": [["r", "s", 0]]},
         {"v": 1, "last": [["r", "s", 0, -1]]},
         {"v": 1, "last": ["rs01"]},
+        {"v": 1, "last": 5},
     ],
 )
 def test_bad_state_is_refused(state: dict[str, object]) -> None:

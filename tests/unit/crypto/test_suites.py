@@ -38,7 +38,7 @@ def test_any_change_fails_authentication(suite: PayloadSuite, change: str) -> No
     elif change == "tag":
         sealed = sealed[:-1] + bytes([sealed[-1] ^ 0x80])
     else:
-        sealed = sealed[:TAG_LEN - 1]
+        sealed = sealed[: TAG_LEN - 1]
     with pytest.raises(FrameAuthError):
         open_(suite, key, nonce, sealed, aad)
 

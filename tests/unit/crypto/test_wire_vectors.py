@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from hub.crypto import FrameEntry, FrameHeader, LocalFileKms, PayloadSuite, open_frame
+from hub.crypto import (
+    DataKeyRecord,
+    FrameEntry,
+    FrameHeader,
+    LocalFileKms,
+    PayloadSuite,
+    open_frame,
+    unwrap_data_key,
+)
 from hub.crypto.frames import encode_entries, seal_frame
 from hub.crypto.keyrelease import release_info
 from hub.crypto.keys import unwrap_context
@@ -110,13 +118,27 @@ def test_document_frames_open(suite: PayloadSuite, key: bytes) -> None:
     )
 
 
-def test_document_kek_id() -> None:
+def test_document_kek_id_and_key_record() -> None:
     text = DOC.read_text(encoding="utf-8")
+    match = re.search(r"<!-- example: data-key-record -->\s*```json\n(.*?)\n```", text, re.DOTALL)
+    assert match is not None
+    record = DataKeyRecord.from_json(match.group(1).encode())
+    assert record.to_json() == match.group(1).encode()
+    assert record.wrapped == compute_vectors()["wrapped-dek"]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "kek"
         path.write_bytes(KEK)
         path.chmod(0o600)
-        assert f"KEK id `{LocalFileKms(path).kek_id}`" in text
+        kms = LocalFileKms(path)
+        assert f"KEK id `{kms.kek_id}`" in text
+        assert unwrap_data_key(kms, record) == AES_KEY
+
+
+def test_document_confluent_example() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    example = bytes.fromhex("00 00000065 24 393133333031303630303030303030303031")
+    assert "00 00000065 24 393133333031303630303030303030303031" in text
+    assert example == b"\x00" + (101).to_bytes(4, "big") + ENTRIES[0].payload
 
 
 def render() -> str:

@@ -1,0 +1,47 @@
+# GovHub — the targets the README and CI use.
+PY      := .venv/bin/python
+STAMP   := .venv/.govhub-installed
+PYTEST_ARGS ?=
+
+.PHONY: help demo test unit integration lint format typecheck bench kafka-up kafka-down clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	./scripts/bootstrap.sh
+
+demo: $(STAMP)  ## start a local Kafka, run the end-to-end demo, stop everything
+	.venv/bin/govhub --log-format text demo
+
+test: $(STAMP)  ## the whole test suite (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+unit: $(STAMP)  ## unit tests only (no broker)
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP)  ## integration tests on real Kafka
+	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff lint and format check
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: $(STAMP)  ## apply ruff formatting and fixes
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+typecheck: $(STAMP)  ## mypy (strict on hub/)
+	.venv/bin/mypy
+
+bench: $(STAMP)  ## exchange-path benchmark against a raw consume→produce loop
+	$(PY) benchmarks/exchange_vs_raw.py
+
+kafka-up: $(STAMP)  ## start the local single-node Kafka and leave it running
+	.venv/bin/govhub kafka up
+
+kafka-down: $(STAMP)  ## stop the local Kafka
+	.venv/bin/govhub kafka down
+
+clean:  ## remove the virtualenv, caches and demo output (not the Kafka jar cache)
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache demo-out
