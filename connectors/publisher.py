@@ -38,6 +38,8 @@ from hub.topics import Topics
 
 log = logging.getLogger(__name__)
 
+Headers = list[tuple[str, str | bytes | None]]
+
 
 class PublishError(Exception):
     """Kafka refused records; the checkpoint was not advanced."""
@@ -129,8 +131,8 @@ class Publisher:
 
     def _encode(
         self, record: SourceRecord, now_ms: int
-    ) -> tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]:
-        base_headers = [
+    ) -> tuple[str, bytes | None, bytes, Headers]:
+        base_headers: Headers = [
             (H_RECORD_ID, record.record_id.encode()),
             (H_INGESTED_AT, str(now_ms).encode()),
             (H_TRACE, uuid.uuid4().hex.encode()),
@@ -156,8 +158,8 @@ class Publisher:
         )
 
     def _reject(
-        self, record: SourceRecord, headers: list[tuple[str, bytes]], reason: str, detail: str
-    ) -> tuple[str, None, bytes, list[tuple[str, bytes]]]:
+        self, record: SourceRecord, headers: Headers, reason: str, detail: str
+    ) -> tuple[str, None, bytes, Headers]:
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
         metrics.CONNECTOR_RECORDS_REJECTED.labels(self.connector, reason).inc()
         log.warning(

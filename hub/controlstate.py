@@ -200,7 +200,7 @@ class CompactedTable:
                         else:
                             self._rows[key] = value
                         changes.append((key, value))
-                        self._position = msg.offset() + 1
+                        self._position = (msg.offset() or 0) + 1
                     if not messages:
                         # Transaction markers advance the position without a message.
                         pos = consumer.position([tp])[0].offset

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 _NAME_PART = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 

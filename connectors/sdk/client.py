@@ -104,9 +104,10 @@ class SubscriberClient:
                 batch: list[DeliveredRecord] = []
                 next_offset = None
                 for msg in messages:
-                    if msg.error() is not None:
-                        if msg.error().code() != KafkaError._PARTITION_EOF:
-                            log.warning("subscriber consume error: %s", msg.error())
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            log.warning("subscriber consume error: %s", err)
                         continue
                     next_offset = (msg.offset() or 0) + 1
                     if msg.key() != recipient_key:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -30,7 +31,7 @@ class JsonlSink(Sink):
             self._file.seek(size)
         self.records_written = 0
 
-    def _read_cursor_doc(self) -> dict[str, object] | None:
+    def _read_cursor_doc(self) -> dict[str, Any] | None:
         try:
             doc = orjson.loads(self._cursor_path.read_bytes())
         except FileNotFoundError:
@@ -41,7 +42,7 @@ class JsonlSink(Sink):
         doc = self._read_cursor_doc()
         if doc is None:
             return None
-        return Cursor(int(doc["partition"]), int(doc["next_offset"]), dict(doc["sequence"]))  # type: ignore[arg-type, call-overload]
+        return Cursor(int(doc["partition"]), int(doc["next_offset"]), dict(doc["sequence"]))
 
     def write(self, records: Sequence[DeliveredRecord], cursor: Cursor) -> None:
         if records:

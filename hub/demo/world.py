@@ -146,7 +146,7 @@ def generate_records(count: int, seed: int = 7, invalid: int = 5) -> list[dict[s
         )
     # Bad input the hub must keep in the dead-letter topic with the reason.
     for i in range(invalid):
-        bad = dict(records[i])
+        bad: dict[str, Any] = dict(records[i])
         if i % 2 == 0:
             bad["region_code"] = "11010500100X"  # not 12 digits
         else:

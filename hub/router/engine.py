@@ -247,7 +247,8 @@ class ExchangeEngine:
                 tier = self._tier_of(route.recipient)
                 batch = pending[slot] = _Pending(route, tier, resource_code, topic, partition)
             batch.entries.append(entry)
-            batch.size += len(view_payload) + len(record_id) + 64
+            # Entry overhead: 32 bytes of fixed fields plus the topic and record id.
+            batch.size += len(view_payload) + len(record_id) + len(topic) + 32
             if len(batch.entries) >= self._max_entries or batch.size >= self._max_bytes:
                 self._seal(batch, outcome)
                 batch.entries = []

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, Message, TopicPartition
 
@@ -20,6 +21,7 @@ from hub.config import HubConfig
 from hub.crypto.kms import Kms
 from hub.parties.model import PartyKind
 from hub.router.engine import TIER_NAMES, ExchangeEngine, Outcome, OutRecord
+from hub.router.engine import Message as EngineMessage
 from hub.router.keys import SUITES, KeyBook
 from hub.router.routing import RoutingTable, compile_routing_table
 from hub.state import ControlState
@@ -128,7 +130,7 @@ class RouterService:
         return False
 
     def _transact(self, consumer: Any, producer: Any, records: list[Message]) -> None:
-        outcome = self._engine.process(records)
+        outcome = self._engine.process(cast(Sequence[EngineMessage], records))
         try:
             producer.begin_transaction()
             for key_record in self._keybook.take_new_records():

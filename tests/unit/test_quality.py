@@ -2,8 +2,15 @@ from hub.catalogue.quality import check_record, id_card_check_char, id_card_vali
 from hub.catalogue.samples import load_sample
 
 RESOURCE = load_sample("mzj.dibao").resource
-GOOD = {"id_card": "11010519491231002X", "name": "张三", "region_code": "110105001001",
-        "household_size": 2, "amount": "1.00", "approved_on": "2026-01-01", "category": "URBAN"}
+GOOD = {
+    "id_card": "11010519491231002X",
+    "name": "张三",
+    "region_code": "110105001001",
+    "household_size": 2,
+    "amount": "1.00",
+    "approved_on": "2026-01-01",
+    "category": "URBAN",
+}
 
 
 def test_gb11643_checksum() -> None:

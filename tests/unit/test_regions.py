@@ -33,8 +33,16 @@ def test_levels_and_prefixes(code: str, level: Level, prefix: str) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "11010500100", "1101050010011", "11010500100X", "000000000000", "110000001000",
-     "110105000001", "１１０１０５００１００１"],
+    [
+        "",
+        "11010500100",
+        "1101050010011",
+        "11010500100X",
+        "000000000000",
+        "110000001000",
+        "110105000001",
+        "１１０１０５００１００１",
+    ],
 )
 def test_invalid_codes_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidRegionCode):

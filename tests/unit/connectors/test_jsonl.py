@@ -33,8 +33,12 @@ def test_file_source_resumes_and_flags_bad_lines(tmp_path: Path) -> None:
     source = JsonlFileSource("c", path)
     source.connect(None)
     records = source.read(10)
-    assert [r.record_id for r in records] == ["c:in.jsonl:1", "c:in.jsonl:2", "c:in.jsonl:3",
-                                              "c:in.jsonl:5"]
+    assert [r.record_id for r in records] == [
+        "c:in.jsonl:1",
+        "c:in.jsonl:2",
+        "c:in.jsonl:3",
+        "c:in.jsonl:5",
+    ]
     assert records[1].value is None and "invalid JSON" in (records[1].error or "")
     assert records[2].error == "line is not an object"
     with path.open("ab") as f:

@@ -85,16 +85,28 @@ PARTIES = {
     ]
 }
 SUBS = [
-    Subscription(id=f"s-{p}", resource="dibao", subscriber=p, jurisdiction=PARTIES[p].region_code,
-                 purpose="t")
+    Subscription(
+        id=f"s-{p}",
+        resource="dibao",
+        subscriber=p,
+        jurisdiction=PARTIES[p].region_code,
+        purpose="t",
+    )
     for p in PARTIES
 ]
 
 
 def record(i: int, region: str) -> dict[str, object]:
-    return {"id_card": "11010519491231002X", "name": f"张{i}", "region_code": region,
-            "household_size": 1, "amount": "100.00", "approved_on": "2026-01-01",
-            "category": "URBAN", "address": "北京市朝阳区建外街道1号"}
+    return {
+        "id_card": "11010519491231002X",
+        "name": f"张{i}",
+        "region_code": region,
+        "household_size": 1,
+        "amount": "100.00",
+        "approved_on": "2026-01-01",
+        "category": "URBAN",
+        "address": "北京市朝阳区建外街道1号",
+    }
 
 
 @pytest.fixture
@@ -104,8 +116,15 @@ def world(tmp_path: Path) -> tuple[ExchangeEngine, Schemas, LocalFileKms, int]:
     kms = LocalFileKms(tmp_path / "kek", create=True)
     table = compile_routing_table(SAMPLE.resource, SUBS, PARTIES)
     tables: dict[str, RoutingTable] = {"dibao": table}
-    engine = ExchangeEngine(TOPICS, schemas, tables.get, lambda r: "t", KeyBook(kms, 3_600_000),
-                            delivery_partitions=4, max_frame_entries=3)
+    engine = ExchangeEngine(
+        TOPICS,
+        schemas,
+        tables.get,
+        lambda r: "t",
+        KeyBook(kms, 3_600_000),
+        delivery_partitions=4,
+        max_frame_entries=3,
+    )
     return engine, schemas, kms, sid
 
 
@@ -115,12 +134,16 @@ def encode(schemas: Schemas, sid: int, rec: dict[str, object]) -> bytes:
 
 
 def headers(region: str, rid: str) -> list[tuple[str, bytes]]:
-    return [("govhub-region", region.encode()), ("govhub-record-id", rid.encode()),
-            ("govhub-ingested-at", b"1700000000000")]
+    return [
+        ("govhub-region", region.encode()),
+        ("govhub-record-id", rid.encode()),
+        ("govhub-ingested-at", b"1700000000000"),
+    ]
 
 
-def open_all(out: list[OutRecord], engine_keys: dict[bytes, bytes], recipient: str,
-             schemas: Schemas) -> list[dict[str, object]]:
+def open_all(
+    out: list[OutRecord], engine_keys: dict[bytes, bytes], recipient: str, schemas: Schemas
+) -> list[dict[str, object]]:
     rows = []
     for rec in out:
         if rec.key != recipient.encode():
@@ -133,9 +156,14 @@ def open_all(out: list[OutRecord], engine_keys: dict[bytes, bytes], recipient: s
 
 def test_each_recipient_gets_its_rows_in_frames(world) -> None:  # type: ignore[no-untyped-def]
     engine, schemas, kms, sid = world
-    msgs = [Msg(encode(schemas, sid, record(i, "110105001001" if i % 2 else "110105002001")),
-                headers("110105001001" if i % 2 else "110105002001", f"r{i}"), i)
-            for i in range(10)]
+    msgs = [
+        Msg(
+            encode(schemas, sid, record(i, "110105001001" if i % 2 else "110105002001")),
+            headers("110105001001" if i % 2 else "110105002001", f"r{i}"),
+            i,
+        )
+        for i in range(10)
+    ]
     outcome = engine.process(msgs)
     assert outcome.dead_letters == []
     keys = {r.key_id: unwrap_data_key(kms, r) for r in engine._keybook.take_new_records()}
@@ -151,8 +179,10 @@ def test_each_recipient_gets_its_rows_in_frames(world) -> None:  # type: ignore[
     assert stats.records_in == 10 and sum(stats.deliveries.values()) == 20
     # Frames go to the recipient's delivery partition.
     from hub.delivery import delivery_partition
+
     assert {f.partition for f in outcome.frames if f.key == b"comm"} == {
-        delivery_partition("comm", 4)}
+        delivery_partition("comm", 4)
+    }
 
 
 def test_bad_records_become_dead_letters_with_reasons(world) -> None:  # type: ignore[no-untyped-def]
@@ -169,8 +199,14 @@ def test_bad_records_become_dead_letters_with_reasons(world) -> None:  # type: i
     ]
     outcome = engine.process(msgs)
     reasons = [dict(d.headers)["govhub-dlq-reason"].decode() for d in outcome.dead_letters]
-    assert reasons == ["invalid-region", "missing-region", "unknown-schema", "bad-framing",
-                       "bad-avro", "unknown-resource"]
+    assert reasons == [
+        "invalid-region",
+        "missing-region",
+        "unknown-schema",
+        "bad-framing",
+        "bad-avro",
+        "unknown-resource",
+    ]
     assert {d.topic for d in outcome.dead_letters} == {TOPICS.dlq("mzj")}
     first = dict(outcome.dead_letters[0].headers)
     assert first["govhub-dlq-source-offset"] == b"1"
@@ -183,12 +219,16 @@ def test_identity_views_are_not_decoded(world, monkeypatch) -> None:  # type: ig
     calls = []
     original = AvroCodec.decode
     monkeypatch.setattr(AvroCodec, "decode", lambda self, p: calls.append(1) or original(self, p))
-    msgs = [Msg(encode(schemas, sid, record(i, "110105001002")), headers("110105001002", f"{i}"),
-                i) for i in range(5)]
+    msgs = [
+        Msg(encode(schemas, sid, record(i, "110105001002")), headers("110105001002", f"{i}"), i)
+        for i in range(5)
+    ]
     outcome = engine.process(msgs)  # only rsj and street match: both unmasked
     assert {f.key for f in outcome.frames} == {b"rsj", b"street"} and calls == []
-    msgs = [Msg(encode(schemas, sid, record(i, "110105001001")), headers("110105001001", f"{i}"),
-                i) for i in range(5)]
+    msgs = [
+        Msg(encode(schemas, sid, record(i, "110105001001")), headers("110105001001", f"{i}"), i)
+        for i in range(5)
+    ]
     engine.process(msgs)  # the community's masked view: one decode per record
     assert len(calls) == 5
 
