@@ -48,8 +48,11 @@ def cpu_model() -> str:
 def preload(bootstrap: str, topic: str, schema_id: int, codec, rows, count: int) -> None:  # type: ignore[no-untyped-def]
     producer = kafka.producer(bootstrap, "bench-preload", linger_ms=20, batch_size=1_000_000)
     encoded = [
-        (frame(schema_id, codec.encode(codec.from_json(r))), r["region_code"].encode(),
-         r["id_card"].encode())
+        (
+            frame(schema_id, codec.encode(codec.from_json(r))),
+            r["region_code"].encode(),
+            r["id_card"].encode(),
+        )
         for r in rows
     ]
     now = str(int(time.time() * 1000)).encode()
@@ -57,9 +60,16 @@ def preload(bootstrap: str, topic: str, schema_id: int, codec, rows, count: int)
         value, region, key = encoded[i % len(encoded)]
         while True:
             try:
-                producer.produce(topic, value=value, key=key, headers=[
-                    ("govhub-region", region), ("govhub-record-id", f"bench:{i}".encode()),
-                    ("govhub-ingested-at", now)])
+                producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=[
+                        ("govhub-region", region),
+                        ("govhub-record-id", f"bench:{i}".encode()),
+                        ("govhub-ingested-at", now),
+                    ],
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -126,16 +136,29 @@ def main() -> int:
         bootstrap = local.up()
     try:
         prefix = f"bench{uuid.uuid4().hex[:6]}."
-        config = load_config(env={}, overrides={
-            "kafka.bootstrap_servers": bootstrap, "kafka.topic_prefix": prefix,
-            "api.port": 0, "state_dir": str(tmp / "state"),
-            "router.transactional_id": f"{prefix}router", "router.group_id": f"{prefix}router"})
+        config = load_config(
+            env={},
+            overrides={
+                "kafka.bootstrap_servers": bootstrap,
+                "kafka.topic_prefix": prefix,
+                "api.port": 0,
+                "state_dir": str(tmp / "state"),
+                "router.transactional_id": f"{prefix}router",
+                "router.group_id": f"{prefix}router",
+            },
+        )
         sample = load_sample("mzj.dibao")
         members = build_members()
         subs = build_subscriptions(sample.resource.code)
-        subs.append(Subscription(id="sub-chaoyang", resource=sample.resource.code,
-                                 subscriber="chaoyang", jurisdiction="110105000000",
-                                 purpose="区级统筹"))
+        subs.append(
+            Subscription(
+                id="sub-chaoyang",
+                resource=sample.resource.code,
+                subscriber="chaoyang",
+                jurisdiction="110105000000",
+                purpose="区级统筹",
+            )
+        )
         # Provision with an api-only runtime, preload, then start the router on the backlog.
         setup = HubRuntime(config, roles=("api",))
         setup.start()
@@ -155,8 +178,10 @@ def main() -> int:
         runtime.start()
         hub_rate = hub_router(runtime, bootstrap, source, args.records)
         runtime.stop()
-        print(f"hub router (4 recipients/record, encrypted, transactional): "
-              f"{hub_rate:,.0f} records/s = {hub_rate * 4:,.0f} deliveries/s")
+        print(
+            f"hub router (4 recipients/record, encrypted, transactional): "
+            f"{hub_rate:,.0f} records/s = {hub_rate * 4:,.0f} deliveries/s"
+        )
         ratio = hub_rate / raw_rate
         print(f"ratio hub/raw: {ratio:.2f}x")
         result = {

@@ -12,39 +12,28 @@ One or three combined broker+controller nodes live under a state folder::
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
-from hub.localkafka.config import (
-    ClusterLayout,
-    default_heap_mb,
-    new_cluster_id,
-    render_log4j2,
-    render_server_properties,
-)
+from hub.localkafka.config import ClusterLayout, default_heap_mb, new_cluster_id
 from hub.localkafka.errors import LocalKafkaError
+from hub.localkafka.health import probe, wait_ready
 from hub.localkafka.jars import DEFAULT_KAFKA_VERSION, ensure_kafka_jars
-from hub.localkafka.jvm import classpath, find_java, heap_options
-from hub.localkafka.ports import port_answers, require_free
+from hub.localkafka.jvm import find_java
+from hub.localkafka.node import NodeFiles, format_storage, launch, write_config
+from hub.localkafka.ports import require_free
 from hub.localkafka.process import (
     find_node_process,
     is_node_process,
     read_pid,
-    start_detached,
     stop_processes,
-    tail,
     write_pid,
 )
 from hub.localkafka.state import ClusterRecord, load_record, locked, save_record
 
-FORMAT_TIMEOUT_S = 120.0
 HEALTH_TIMEOUT_S = 5.0
+MIN_HEAP_MB = 256
 
 
 @dataclass(frozen=True)
@@ -65,46 +54,6 @@ class ClusterStatus:
     nodes: tuple[NodeStatus, ...]
     healthy: bool
     detail: str = ""  # why the cluster is not healthy; empty when it is
-
-
-@dataclass(frozen=True)
-class NodeFiles:
-    """The files of one node inside the state folder."""
-
-    node_id: int
-    root: Path
-
-    @property
-    def properties(self) -> Path:
-        return self.root / "server.properties"
-
-    @property
-    def log4j(self) -> Path:
-        return self.root / "log4j2.properties"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "kafka.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "kafka.log"
-
-    @property
-    def server_log(self) -> Path:
-        return self.root / "server.log"
-
-    @property
-    def formatted(self) -> bool:
-        return (self.data / "meta.properties").is_file()
-
-    def log_tail(self, lines: int = 3) -> str:
-        last = tail(self.log, lines) or tail(self.server_log, lines)
-        return " | ".join(last) if last else "log is empty"
 
 
 class LocalKafka:
@@ -130,8 +79,10 @@ class LocalKafka:
         self.requested = ClusterLayout(nodes, base_port)
         self.kafka_version = kafka_version
         self.heap_mb = heap_mb if heap_mb is not None else default_heap_mb(nodes)
-        if self.heap_mb < 128:
-            raise LocalKafkaError(f"heap of {self.heap_mb} MB is too small: use 256 MB or more")
+        if self.heap_mb < MIN_HEAP_MB:
+            raise LocalKafkaError(
+                f"heap of {self.heap_mb} MB is too small: use {MIN_HEAP_MB} MB or more"
+            )
         self.cache_dir = cache_dir
         self.extra_config = dict(extra_config or {})
 
@@ -225,15 +176,19 @@ class LocalKafka:
                 self.state_dir,
                 ClusterRecord(cluster_id, layout.nodes, layout.base_port, self.kafka_version),
             )
-            for node_id in to_start:
-                self._write_config(layout, node_id)
-            self._format([i for i in to_start if not self.node_files(i).formatted], java, libs,
-                         cluster_id)  # fmt: skip
-            started = {i: self._launch(i, java, libs) for i in to_start}
+            new_nodes = [self.node_files(i) for i in to_start]
+            for files in new_nodes:
+                write_config(files, layout, self.heap_mb, self.extra_config)
+            format_storage([f for f in new_nodes if not f.formatted], java, libs, cluster_id)
+            started: dict[int, NodeFiles] = {}
             try:
-                self._wait_ready(layout, started, time.monotonic() + timeout, timeout)
+                for files in new_nodes:
+                    started[launch(files, java, libs, self.heap_mb)] = files
+                wait_ready(layout, started, timeout)
             except BaseException:
-                self._stop(started, timeout=10.0)
+                stop_processes({pid: f.properties for pid, f in started.items()}, timeout=10.0)
+                for files in new_nodes:
+                    files.pid_file.unlink(missing_ok=True)
                 raise
             return layout.bootstrap_servers
 
@@ -245,86 +200,6 @@ class LocalKafka:
             )
         return record
 
-    def _write_config(self, layout: ClusterLayout, node_id: int) -> None:
-        files = self.node_files(node_id)
-        files.data.mkdir(parents=True, exist_ok=True)
-        files.properties.write_text(
-            render_server_properties(layout, node_id, files.data, self.heap_mb, self.extra_config),
-            encoding="utf-8",
-        )
-        files.log4j.write_text(render_log4j2(files.server_log), encoding="utf-8")
-
-    def _format(self, node_ids: Iterable[int], java: str, libs: Path, cluster_id: str) -> None:
-        """Format KRaft storage of new nodes, all at once (each is a JVM start)."""
-        jobs = []
-        for node_id in node_ids:
-            files = self.node_files(node_id)
-            command = [
-                java, "-Xmx256m", f"-Dlog4j2.configurationFile={files.log4j}",
-                "-cp", classpath(libs), "kafka.tools.StorageTool", "format",
-                "-t", cluster_id, "-c", str(files.properties), "--ignore-formatted",
-            ]  # fmt: skip
-            log = (files.root / "format.log").open("w", encoding="utf-8")
-            process = subprocess.Popen(
-                command, cwd=files.root, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            jobs.append((node_id, process, log))
-        failed = []
-        for node_id, process, log in jobs:
-            try:
-                code = process.wait(timeout=FORMAT_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait()
-            log.close()
-            if code != 0:
-                failed.append(node_id)
-        if failed:
-            files = self.node_files(failed[0])
-            last = " | ".join(tail(files.root / "format.log", 3)) or "no output"
-            raise LocalKafkaError(
-                f"formatting storage of node {failed[0]} failed: {last}; "
-                f"see {files.root / 'format.log'}"
-            )
-
-    def _launch(self, node_id: int, java: str, libs: Path) -> int:
-        files = self.node_files(node_id)
-        command = [
-            java, *heap_options(self.heap_mb),
-            f"-Dlog4j2.configurationFile={files.log4j}",
-            "-cp", classpath(libs), "kafka.Kafka", str(files.properties),
-        ]  # fmt: skip
-        with files.log.open("a", encoding="utf-8") as log:
-            log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} starting node {node_id}\n")
-        pid = start_detached(command, files.log, files.root)
-        write_pid(files.pid_file, pid)
-        return pid
-
-    def _wait_ready(
-        self, layout: ClusterLayout, started: Mapping[int, int], deadline: float, timeout: float
-    ) -> None:
-        while True:
-            for node_id, pid in started.items():
-                files = self.node_files(node_id)
-                if not is_node_process(pid, files.properties):
-                    raise LocalKafkaError(
-                        f"kafka node {node_id} exited while starting: {files.log_tail()}; "
-                        f"see {files.log}"
-                    )
-            remaining = deadline - time.monotonic()
-            if all(port_answers(layout.broker_port(i)) for i in layout.node_ids):
-                ready, _ = probe(layout, max(0.5, min(2.0, remaining)))
-                if ready:
-                    return
-            if time.monotonic() >= deadline:
-                files = self.node_files(next(iter(started), 0))
-                raise LocalKafkaError(
-                    f"kafka not ready after {timeout:.0f} s: {files.log_tail()}; "
-                    f"see {files.log} (raise --timeout if the machine is busy)"
-                )
-            time.sleep(0.2)
-
     # -- down ----------------------------------------------------------------------
 
     def down(self, timeout: float = 30.0) -> None:
@@ -333,35 +208,11 @@ class LocalKafka:
             return
         with locked(self.state_dir / ".lock"):
             layout = self.layout
-            running = {i: pid for i in layout.node_ids if (pid := self.running_pid(i))}
-            self._stop(running, timeout)
+            running = {}
+            for node_id in layout.node_ids:
+                pid = self.running_pid(node_id)
+                if pid is not None:
+                    running[pid] = self.node_files(node_id).properties
+            stop_processes(running, timeout)
             for node_id in layout.node_ids:
                 self.node_files(node_id).pid_file.unlink(missing_ok=True)
-
-    def _stop(self, pids: Mapping[int, int], timeout: float) -> None:
-        stop_processes({pid: self.node_files(i).properties for i, pid in pids.items()}, timeout)
-        for node_id in pids:
-            self.node_files(node_id).pid_file.unlink(missing_ok=True)
-
-
-def admin_client(bootstrap_servers: str) -> AdminClient:
-    """An AdminClient that fails fast and stays quiet while brokers are still starting."""
-    return AdminClient(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "socket.connection.setup.timeout.ms": 2000,
-            "reconnect.backoff.max.ms": 500,
-            "log_level": 0,
-        }
-    )
-
-
-def probe(layout: ClusterLayout, timeout: float) -> tuple[bool, str]:
-    """Ask the brokers for metadata: healthy when every node is a registered broker."""
-    try:
-        metadata = admin_client(layout.bootstrap_servers).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        return False, f"metadata request failed: {exc.args[0] if exc.args else exc}"
-    if len(metadata.brokers) < layout.nodes:
-        return False, f"{len(metadata.brokers)} of {layout.nodes} brokers registered"
-    return True, ""

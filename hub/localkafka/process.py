@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -22,6 +23,7 @@ PROC = Path("/proc")
 
 # The shell starts the JVM in the background and prints its PID, then exits: the JVM is
 # re-parented to init, so it never lingers as our zombie and outlives the caller.
+_NOISE = re.compile(r"^(at |\.\.\. \d+ more|# )")
 _LAUNCH = 'log="$1"; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
 
 
@@ -129,7 +131,7 @@ def _wait_gone(pids: dict[int, Path], deadline: float) -> list[int]:
 
 
 def tail(path: Path, lines: int = 5, max_bytes: int = 64 * 1024) -> list[str]:
-    """The last non-empty lines of a text file (empty list when it does not exist)."""
+    """The last telling lines of a log: no blanks, no Java stack frames, no "# " notes."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -138,5 +140,5 @@ def tail(path: Path, lines: int = 5, max_bytes: int = 64 * 1024) -> list[str]:
             data = handle.read()
     except OSError:
         return []
-    text = data.decode(errors="replace").splitlines()
-    return [line.strip() for line in text if line.strip()][-lines:]
+    text = (line.strip() for line in data.decode(errors="replace").splitlines())
+    return [line for line in text if line and not _NOISE.match(line)][-lines:]

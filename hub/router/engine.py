@@ -55,6 +55,9 @@ class SchemaSource(Protocol):
     def register_schema(self, schema: str) -> int: ...
 
 
+_REGION_CACHE_SIZE = 100_000
+
+
 class Message(Protocol):
     """The part of ``confluent_kafka.Message`` the engine reads."""
 
@@ -138,7 +141,10 @@ class ExchangeEngine:
         self._delivery_partitions = delivery_partitions
         self._max_entries = max_frame_entries
         self._max_bytes = max_frame_bytes
-        self._plans: dict[tuple[int, View], _ViewPlan] = {}
+        # Keyed by id(view): views are interned per routing table (hashing a View per
+        # record costs more than the lookup); cleared with the tables on policy change.
+        self._plans: dict[tuple[int, int], _ViewPlan] = {}
+        self._valid_regions: set[str] = set()
         self._codecs: dict[int, AvroCodec] = {}
 
     def invalidate(self) -> None:
@@ -193,10 +199,14 @@ class ExchangeEngine:
                     raise DeadLetter("bad-header", f"{H_INGESTED_AT} is not an integer") from None
         if region is None:
             raise DeadLetter("missing-region", f"header {H_REGION} is missing")
-        try:
-            level_of(region)
-        except InvalidRegionCode as exc:
-            raise DeadLetter("invalid-region", str(exc)) from None
+        if region not in self._valid_regions:
+            try:
+                level_of(region)
+            except InvalidRegionCode as exc:
+                raise DeadLetter("invalid-region", str(exc)) from None
+            if len(self._valid_regions) >= _REGION_CACHE_SIZE:
+                self._valid_regions.clear()
+            self._valid_regions.add(region)
         if not record_id:
             raise DeadLetter("missing-record-id", f"header {H_RECORD_ID} is missing")
         value = msg.value()
@@ -219,25 +229,26 @@ class ExchangeEngine:
         # Shape for every route first: a record that fails for one view is dead-lettered
         # whole, never delivered to some recipients and not to others.
         decoded: dict[str, Any] | None = None
-        by_view: dict[View, tuple[int, bytes]] = {}
+        by_view: dict[int, tuple[int, bytes]] = {}
         for route in routes:
-            if route.view in by_view:
+            view_key = id(route.view)
+            if view_key in by_view:
                 continue
-            if route.view.is_identity:
-                by_view[route.view] = (schema_id, bytes(payload))
+            if route.identity:
+                by_view[view_key] = (schema_id, bytes(payload))
                 continue
             plan = self._plan(schema_id, route.view)
             if decoded is None:
                 decoded = self._decode(schema_id, payload)
             try:
-                by_view[route.view] = (
+                by_view[view_key] = (
                     plan.schema_id,
                     plan.codec.encode(plan.compiled.apply(decoded)),
                 )
             except (RecordEncodeError, KeyError) as exc:
                 raise DeadLetter("view-failed", str(exc)) from None
         for route in routes:
-            view_schema_id, view_payload = by_view[route.view]
+            view_schema_id, view_payload = by_view[id(route.view)]
             entry = FrameEntry(
                 view_schema_id, topic, partition, offset, record_id, ingested_at, view_payload
             )
@@ -269,7 +280,7 @@ class ExchangeEngine:
             raise DeadLetter("bad-avro", str(exc)) from None
 
     def _plan(self, schema_id: int, view: View) -> _ViewPlan:
-        plan = self._plans.get((schema_id, view))
+        plan = self._plans.get((schema_id, id(view)))
         if plan is None:
             try:
                 writer = self._registry.schema(schema_id)
@@ -283,7 +294,7 @@ class ExchangeEngine:
             except (ViewError, SchemaError) as exc:
                 raise DeadLetter("view-failed", str(exc)) from None
             plan = _ViewPlan(compiled, view_id, AvroCodec(compiled.schema_json))
-            self._plans[(schema_id, view)] = plan
+            self._plans[(schema_id, id(view))] = plan
         return plan
 
     def _seal(self, batch: _Pending, outcome: Outcome) -> None:

@@ -23,6 +23,7 @@ class Route:
     recipient: str
     view: View
     suite: str | None
+    identity: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ def compile_routing_table(
     """
     index: PrefixIndex[Route] = PrefixIndex()
     routes: list[Route] = []
+    views: dict[View, View] = {}  # interned: equal views are one object
     if resource.share is not ShareAttribute.NOT_SHARED:
         for sub in subscriptions:
             if sub.resource != resource.code or not sub.is_active(now_ms):
@@ -70,8 +72,9 @@ def compile_routing_table(
             if not is_within(sub.jurisdiction, party.region_code):
                 continue
             masking = effective_masking(resource, sub, party)
-            view = View.of(sub.fields, masking)
-            route = Route(sub.id, party.id, view, sub.suite)
+            candidate = View.of(sub.fields, masking)
+            view = views.setdefault(candidate, candidate)
+            route = Route(sub.id, party.id, view, sub.suite, view.is_identity)
             index.add(Jurisdiction.of(sub.jurisdiction), route)
             routes.append(route)
     return RoutingTable(resource, index, tuple(routes))

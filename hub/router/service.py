@@ -101,6 +101,8 @@ class RouterService:
             transactional_id=cfg.router.transactional_id,
             linger_ms=2,
             batch_size=1_000_000,
+            # Frames are ciphertext: compressing them only burns CPU.
+            compression_type="none",
         )
         try:
             producer.init_transactions(30)

@@ -7,6 +7,7 @@ never touched.
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,8 +17,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from hub.localkafka import LocalKafka, find_free_base_port
-from hub.localkafka.process import is_node_process, read_pid, write_pid
+from hub.localkafka import LocalKafka, LocalKafkaError, find_free_base_port
+from hub.localkafka.process import find_node_process, is_node_process, read_pid, write_pid
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +216,27 @@ def test_session_fixtures(request: pytest.FixtureRequest) -> None:
     metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
     assert len(metadata.topics[topic].partitions) == 2
     assert group.startswith("g-test_session_fixtures-")
+
+
+def test_failed_start_is_cleaned_up(tmp_path: Path) -> None:
+    kafka = LocalKafka(tmp_path / "slow", base_port=find_free_base_port(1))
+    with pytest.raises(LocalKafkaError, match=r"kafka not ready after 0 s: .*; see .*kafka\.log"):
+        kafka.up(timeout=0.2)
+    assert not kafka.node_files(0).pid_file.exists()
+    assert find_node_process(kafka.node_files(0).properties) is None
+
+    base = find_free_base_port(1)
+    with socket.socket() as squatter:  # takes the port after the check, before the JVM binds
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        listeners = f"PLAINTEXT://127.0.0.1:{taken},CONTROLLER://127.0.0.1:{base + 1}"
+        broken = LocalKafka(
+            tmp_path / "broken", base_port=base, extra_config={"listeners": listeners}
+        )
+        with pytest.raises(
+            LocalKafkaError, match=r"kafka node 0 exited while starting: .*bind"
+        ) as raised:
+            broken.up(timeout=60)
+    assert "\n" not in str(raised.value)
+    assert not broken.node_files(0).pid_file.exists()
