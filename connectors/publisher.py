@@ -163,7 +163,10 @@ class Publisher:
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
         metrics.CONNECTOR_RECORDS_REJECTED.labels(self.connector, reason).inc()
         log.warning(
-            "record rejected",
+            "record %s rejected (%s), kept in %s",
+            record.record_id,
+            reason,
+            self._dlq,
             extra={"connector": self.connector, "record_id": record.record_id, "reason": reason},
         )
         if record.value is not None:

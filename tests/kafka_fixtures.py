@@ -68,6 +68,9 @@ class TopicFactory(Protocol):
 
 def docker_engine_answers(timeout: float = 2.0) -> bool:
     """True when a Docker engine answers a ping within ``timeout`` seconds."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        return False  # the SDK would leak its socket on the way to the same answer
     try:
         import docker
 
@@ -76,7 +79,7 @@ def docker_engine_answers(timeout: float = 2.0) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:  # no SDK, no socket, no permission, engine down: all mean "no"
+    except Exception:  # no SDK, no permission, engine down: all mean "no"
         return False
 
 
