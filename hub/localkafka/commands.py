@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from pathlib import Path
 from hub.localkafka.cluster import ClusterStatus, LocalKafka
 from hub.localkafka.config import DEFAULT_BASE_PORT, NODE_COUNTS
 from hub.localkafka.errors import LocalKafkaError
-from hub.localkafka.jars import DEFAULT_KAFKA_VERSION
+from hub.localkafka.jars import DEFAULT_KAFKA_VERSION, jars_cached
 from hub.localkafka.paths import kafka_state_dir
 from hub.localkafka.state import load_record
 
@@ -80,7 +79,6 @@ def _guarded(handler: Handler) -> Handler:
     """Turn a LocalKafkaError into ``govhub: error: ...`` on stderr and exit code 2."""
 
     def run(args: argparse.Namespace) -> int:
-        _show_progress()
         try:
             return handler(args)
         except LocalKafkaError as exc:
@@ -90,16 +88,6 @@ def _guarded(handler: Handler) -> Handler:
     run.__name__ = handler.__name__
     run.__doc__ = handler.__doc__
     return run
-
-
-def _show_progress() -> None:
-    """Let the one-off jar download say what it does, unless logging is set up already."""
-    logger = logging.getLogger("hub.localkafka")
-    if not logging.getLogger().handlers and not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("govhub: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
 
 
 def _cluster(args: argparse.Namespace) -> LocalKafka:
@@ -118,6 +106,13 @@ def _cluster(args: argparse.Namespace) -> LocalKafka:
 
 def run_up(args: argparse.Namespace) -> int:
     cluster = _cluster(args)
+    if not jars_cached(cluster.kafka_version, cluster.cache_dir):
+        print(
+            f"govhub: fetching the Apache Kafka {cluster.kafka_version} jars with Maven "
+            "(first run only)",
+            file=sys.stderr,
+            flush=True,
+        )
     started = time.monotonic()
     bootstrap = cluster.up(timeout=args.timeout)
     took = time.monotonic() - started

@@ -64,6 +64,11 @@ def ensure_kafka_jars(version: str, cache_dir: Path | None = None) -> Path:
     return libs
 
 
+def jars_cached(version: str, cache_dir: Path | None = None) -> bool:
+    """True when ``ensure_kafka_jars`` would return without calling Maven."""
+    return _is_complete(kafka_dir(version, cache_dir))
+
+
 def _is_complete(home: Path) -> bool:
     marker = home / MARKER
     if not marker.is_file():

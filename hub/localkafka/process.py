@@ -21,9 +21,10 @@ from hub.localkafka.errors import LocalKafkaError
 KAFKA_MAIN = "kafka.Kafka"
 PROC = Path("/proc")
 
+# Lines that say nothing in an error message: Java stack frames and our own "# " notes.
+_NOISE = re.compile(r"^(at |\.\.\. \d+ more|# )")
 # The shell starts the JVM in the background and prints its PID, then exits: the JVM is
 # re-parented to init, so it never lingers as our zombie and outlives the caller.
-_NOISE = re.compile(r"^(at |\.\.\. \d+ more|# )")
 _LAUNCH = 'log="$1"; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
 
 
