@@ -117,8 +117,8 @@ def read_dead_letters(config: HubConfig, topic: str, timeout: float = 10.0) -> d
                 break  # reached the end of the (single) partition
             for msg in messages:
                 if msg.error() is None:
-                    reason = dict(msg.headers() or ()).get("govhub-dlq-reason", b"?")
-                    key = bytes(reason).decode()
+                    reason = dict(msg.headers() or ()).get("govhub-dlq-reason") or b"?"
+                    key = reason.decode() if isinstance(reason, bytes) else str(reason)
                     reasons[key] = reasons.get(key, 0) + 1
     finally:
         consumer.close()
