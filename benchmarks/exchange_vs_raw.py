@@ -24,7 +24,7 @@ from confluent_kafka import TopicPartition
 
 from hub import kafka
 from hub.catalogue.samples import load_sample
-from hub.config import load_config
+from hub.config import isolated_config
 from hub.demo.world import build_members, build_subscriptions, generate_records, provision
 from hub.localkafka import LocalKafka, find_free_base_port
 from hub.registry.framing import frame
@@ -136,17 +136,7 @@ def main() -> int:
         bootstrap = local.up()
     try:
         prefix = f"bench{uuid.uuid4().hex[:6]}."
-        config = load_config(
-            env={},
-            overrides={
-                "kafka.bootstrap_servers": bootstrap,
-                "kafka.topic_prefix": prefix,
-                "api.port": 0,
-                "state_dir": str(tmp / "state"),
-                "router.transactional_id": f"{prefix}router",
-                "router.group_id": f"{prefix}router",
-            },
-        )
+        config = isolated_config(bootstrap, prefix, tmp / "state")
         sample = load_sample("mzj.dibao")
         members = build_members()
         subs = build_subscriptions(sample.resource.code)

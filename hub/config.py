@@ -144,3 +144,20 @@ def load_config(
         return HubConfig.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def isolated_config(
+    bootstrap_servers: str, topic_prefix: str, state_dir: Path, **overrides: Any
+) -> HubConfig:
+    """A hub of its own on a shared cluster: its own topic prefix, router group and
+    transactional id, state folder, and an api on a free port (tests, benchmarks)."""
+    base: dict[str, Any] = {
+        "kafka.bootstrap_servers": bootstrap_servers,
+        "kafka.topic_prefix": topic_prefix,
+        "api.port": 0,
+        "state_dir": str(state_dir),
+        "router.transactional_id": f"{topic_prefix}router",
+        "router.group_id": f"{topic_prefix}router",
+    }
+    base.update(overrides)
+    return load_config(env={}, overrides=base)

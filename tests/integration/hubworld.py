@@ -18,7 +18,7 @@ from connectors.sdk.client import SubscriberClient, SubscriberSettings
 from connectors.sinks.jsonl import JsonlSink
 from hub import kafka
 from hub.catalogue.samples import SampleResource, load_sample
-from hub.config import HubConfig, load_config
+from hub.config import HubConfig, isolated_config
 from hub.controlstate import CompactedTable
 from hub.demo.world import Member, build_members, build_subscriptions, provision
 from hub.runtime import HubRuntime
@@ -97,17 +97,8 @@ class HubWorld:
 @contextmanager
 def hub_world(bootstrap: str, tmp: Path) -> Iterator[HubWorld]:
     prefix = f"it{uuid.uuid4().hex[:8]}."
-    config = load_config(
-        env={},
-        overrides={
-            "kafka.bootstrap_servers": bootstrap,
-            "kafka.topic_prefix": prefix,
-            "api.port": 0,
-            "state_dir": str(tmp / "state"),
-            "router.transactional_id": f"{prefix}router",
-            "router.group_id": f"{prefix}router",
-            "router.transaction_interval_ms": 100,
-        },
+    config = isolated_config(
+        bootstrap, prefix, tmp / "state", **{"router.transaction_interval_ms": 100}
     )
     runtime = HubRuntime(config)
     runtime.start()
