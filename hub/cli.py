@@ -32,7 +32,11 @@ def _serve(args: argparse.Namespace) -> int:
         runtime.stop()
         print(f"govhub: error: {exc}", file=sys.stderr)
         return 2
-    where = f" api at {runtime.api_url}" if "api" in roles else ""
+    where = (
+        f" api at {runtime.api_url}"
+        if "api" in roles
+        else f" metrics at http://{config.metrics.host}:{runtime.metrics_port}/metrics"
+    )
     print(f"govhub serving roles {','.join(roles)};{where}", flush=True)
     stop.wait()
     runtime.stop()

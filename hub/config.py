@@ -69,7 +69,10 @@ class CryptoConfig(_Frozen):
 class MetricsConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int | None = Field(
-        default=None, ge=0, le=65535, description="standalone /metrics port for roles without api"
+        default=9481,
+        ge=0,
+        le=65535,
+        description="/metrics port for processes without the api role (0: any free port)",
     )
 
 
@@ -158,6 +161,7 @@ def isolated_config(
         "state_dir": str(state_dir),
         "router.transactional_id": f"{topic_prefix}router",
         "router.group_id": f"{topic_prefix}router",
+        "metrics.port": 0,
     }
     base.update(overrides)
     return load_config(env={}, overrides=base)

@@ -108,14 +108,16 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-_started: set[int] = set()
+_started: dict[tuple[str, int], int] = {}
 _lock = threading.Lock()
 
 
-def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """Expose ``/metrics`` on its own port (roles that do not run the api)."""
+def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
+    """Expose ``/metrics`` on its own port (roles that do not run the api); returns the
+    bound port (``port=0`` picks a free one)."""
     with _lock:
-        if port in _started:
-            return
-        start_http_server(port, addr=host)
-        _started.add(port)
+        bound = _started.get((host, port))
+        if bound is None:
+            server, _ = start_http_server(port, addr=host)
+            bound = _started[(host, port)] = int(server.server_port)
+        return bound

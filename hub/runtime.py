@@ -44,6 +44,7 @@ class HubRuntime:
         self._api_started = threading.Event()
         self._api_error: BaseException | None = None
         self.api_port: int | None = None
+        self.metrics_port: int | None = None
 
     @property
     def api_url(self) -> str:
@@ -76,7 +77,7 @@ class HubRuntime:
             if self._api_error is not None:
                 raise StartupError(f"api failed to start: {self._api_error}")
         elif cfg.metrics.port is not None:
-            metrics.serve_metrics(cfg.metrics.port, cfg.metrics.host)
+            self.metrics_port = metrics.serve_metrics(cfg.metrics.port, cfg.metrics.host)
         log.info("hub roles started", extra={"roles": list(self.roles)})
 
     def wait_ready(self, timeout: float = 60.0) -> None:
