@@ -12,7 +12,8 @@ import orjson
 from aiohttp import web
 
 from hub import metrics
-from hub.api.auth import AuthError, TokenAuthenticator
+from hub.api.auth import TokenAuthenticator
+from hub.api.security import AUTHENTICATOR_KEY, principal
 from hub.crypto.errors import CryptoError
 from hub.crypto.keyrelease import KemSuite, seal_key_for_recipient
 from hub.crypto.keys import DataKeyRecord, unwrap_data_key
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 SR_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 STATE_KEY: web.AppKey[ControlState] = web.AppKey("state", ControlState)
 KMS_KEY: web.AppKey[Kms] = web.AppKey("kms", object)  # type: ignore[arg-type]
-AUTH_KEY: web.AppKey[TokenAuthenticator] = web.AppKey("auth", TokenAuthenticator)
 READY_KEY: web.AppKey[Callable[[], list[str]]] = web.AppKey("ready", object)  # type: ignore[arg-type]
 
 
@@ -134,12 +134,10 @@ async def release_key(request: web.Request) -> web.Response:
     """
     state = request.app[STATE_KEY]
     try:
-        party = await _in_thread(
-            request.app[AUTH_KEY].authenticate, request.headers.get("Authorization")
-        )
-    except AuthError as exc:
+        party = (await principal(request)).party
+    except web.HTTPException:
         metrics.API_KEY_RELEASES.labels("unauthenticated").inc()
-        return _json({"error": str(exc)}, exc.status)
+        raise
     try:
         body = orjson.loads(await request.read())
         key_id = bytes.fromhex(body["key_id"])
@@ -199,7 +197,7 @@ def build_app(
     app = web.Application(middlewares=[count_requests], client_max_size=4 * 1024 * 1024)
     app[STATE_KEY] = state
     app[KMS_KEY] = kms
-    app[AUTH_KEY] = TokenAuthenticator(state)
+    app[AUTHENTICATOR_KEY] = TokenAuthenticator(state)
     app[READY_KEY] = readiness or (lambda: [])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

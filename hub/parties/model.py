@@ -25,6 +25,20 @@ class PartyStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
+class Role(StrEnum):
+    """Roles. The first three follow 三员 separation: no party holds two of them."""
+
+    SYSTEM_ADMIN = "system_admin"  # 系统管理员: parties, configuration
+    SECURITY_ADMIN = "security_admin"  # 安全保密管理员: policies, keys, 核心 approvals
+    AUDITOR = "auditor"  # 安全审计员: audit, read-only
+    PUBLISHER = "publisher"  # a department publishing its resources
+    SUBSCRIBER = "subscriber"  # a party receiving shared data
+    APPROVER = "approver"  # a department approving requests for its resources
+
+
+SEPARATED_ROLES = frozenset({Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN, Role.AUDITOR})
+
+
 class PublicKey(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     kem: str = Field(pattern=r"^(x25519|mlkem768-x25519)$")
@@ -42,11 +56,22 @@ class Party(BaseModel):
     status: PartyStatus = PartyStatus.ACTIVE
     token_hash: str | None = None
     public_keys: tuple[PublicKey, ...] = ()
+    roles: tuple[Role, ...] = (Role.SUBSCRIBER,)
 
     @field_validator("region_code")
     @classmethod
     def _region(cls, v: str) -> str:
         return validate_region_code(v)
+
+    @field_validator("roles")
+    @classmethod
+    def _three_person_rule(cls, v: tuple[Role, ...]) -> tuple[Role, ...]:
+        held = SEPARATED_ROLES.intersection(v)
+        if len(held) > 1:
+            raise ValueError(
+                f"三员 separation: one party cannot hold {sorted(r.value for r in held)} together"
+            )
+        return v
 
     @property
     def level(self) -> Level:
