@@ -17,7 +17,7 @@ from hub.api.auth import AuthError, TokenAuthenticator
 from hub.parties.model import Party, PartyKind, Role
 
 AUTHENTICATOR_KEY: web.AppKey[TokenAuthenticator] = web.AppKey("authenticator", TokenAuthenticator)
-_PRINCIPAL = "govhub.principal"
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,9 @@ class Principal:
         return self.party.kind is PartyKind.DEPARTMENT and self.party.id == department
 
 
+_PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("govhub.principal", Principal)
+
+
 def json_error(status: int, message: str) -> web.HTTPException:
     """An HTTP error with a JSON body ``{"error": message}``."""
     classes: dict[int, type[web.HTTPException]] = {
@@ -56,7 +59,7 @@ def json_error(status: int, message: str) -> web.HTTPException:
 async def principal(request: web.Request) -> Principal:
     """The authenticated caller (401 without a valid token, 403 when suspended)."""
     cached = request.get(_PRINCIPAL)
-    if isinstance(cached, Principal):
+    if cached is not None:
         return cached
     authenticator = request.app[AUTHENTICATOR_KEY]
     try:
