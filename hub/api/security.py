@@ -58,9 +58,8 @@ def json_error(status: int, message: str) -> web.HTTPException:
 
 async def principal(request: web.Request) -> Principal:
     """The authenticated caller (401 without a valid token, 403 when suspended)."""
-    cached = request.get(_PRINCIPAL)
-    if cached is not None:
-        return cached
+    if _PRINCIPAL in request:
+        return request[_PRINCIPAL]
     authenticator = request.app[AUTHENTICATOR_KEY]
     try:
         party = await asyncio.get_running_loop().run_in_executor(
