@@ -19,7 +19,6 @@ from hub.parties.model import Party, PartyKind, Role
 AUTHENTICATOR_KEY: web.AppKey[TokenAuthenticator] = web.AppKey("authenticator", TokenAuthenticator)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Principal:
     party: Party

@@ -1,0 +1,9 @@
+"""Party and role endpoints."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def setup_routes(app: web.Application) -> None:
+    """Add this area's routes to the api application."""
