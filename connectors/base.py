@@ -1,10 +1,19 @@
-"""The source contract: connect, read batches with their positions, close."""
+"""The connector contracts (style: small ABCs, one job each).
+
+A **source** (department side) implements ``connect``, ``read``, ``ack`` and ``close``. The
+runner publishes what ``read`` returned, waits until Kafka acknowledged every record and the
+checkpoint is written, and only then calls ``ack`` — so a source may only forget input
+(delete a file, answer an HTTP caller, advance a database cursor) after it is safe in Kafka.
+
+A **sink** (subscriber side, driven by the SDK) is in ``connectors/sinks/base.py``.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 
@@ -12,24 +21,53 @@ from typing import Any
 class SourceRecord:
     """One record read from a department system, with its stable identity."""
 
-    record_id: str  # stable across re-reads: derived from the source position
+    record_id: str  # stable across re-reads: derived from the source position or business key
     value: Mapping[str, Any] | None  # None: the input could not be parsed
     position: Mapping[str, Any]  # what the checkpoint stores once this record is acked
     raw: bytes = b""  # the input as read, for dead letters when it could not be parsed
     error: str | None = None
 
 
+class Backpressure(Exception):
+    """The target is busy: try the same batch again after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float, reason: str = "busy") -> None:
+        super().__init__(f"{reason}; retry after {retry_after:.1f}s")
+        self.retry_after = retry_after
+        self.reason = reason
+
+
 class Source(ABC):
     """A department-side source. Positions are committed only after Kafka acked."""
 
+    name: str
+
     @abstractmethod
-    def connect(self, checkpoint: Mapping[str, Any] | None) -> None:
+    async def connect(self, checkpoint: Mapping[str, Any] | None) -> None:
         """Open the source, resuming after ``checkpoint`` (None: from the beginning)."""
 
     @abstractmethod
-    def read(self, max_records: int) -> list[SourceRecord]:
-        """Up to ``max_records`` new records; an empty list when nothing is pending."""
+    async def read(self, max_records: int) -> list[SourceRecord]:
+        """Up to ``max_records`` new records; an empty list when nothing is pending now."""
+
+    async def ack(self, records: Sequence[SourceRecord]) -> None:  # noqa: B027 - optional
+        """``records`` are in Kafka and checkpointed: the source may let go of them."""
 
     @abstractmethod
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release the source; idempotent."""
+
+    def lag(self) -> float | None:
+        """How far behind the source the connector is (records or seconds; None: unknown)."""
+        return None
+
+    async def __aenter__(self) -> Source:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, Message
 
-from connectors.base import Source, SourceRecord
+from connectors.base import SourceRecord
 from hub import kafka, metrics
 from hub.catalogue.model import Resource
 from hub.catalogue.quality import check_record, redact_personal
@@ -81,20 +81,6 @@ class Publisher:
     def checkpoint(self) -> Mapping[str, Any] | None:
         row = self._checkpoints.get(self.connector)
         return None if row is None else row.get("position")
-
-    def run_source(self, source: Source, batch: int = 500, until_idle: bool = True) -> None:
-        source.connect(self.checkpoint())
-        try:
-            while True:
-                records = source.read(batch)
-                if not records:
-                    if until_idle:
-                        return
-                    time.sleep(0.2)
-                    continue
-                self.publish(records)
-        finally:
-            source.close()
 
     def publish(self, records: Sequence[SourceRecord]) -> None:
         """Publish one batch and advance the checkpoint once Kafka acked all of it."""

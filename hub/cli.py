@@ -55,6 +55,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from connectors.commands import register as register_connector
     from hub.localkafka.commands import register as register_kafka
 
     parser = argparse.ArgumentParser(
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
     sub = parser.add_subparsers(dest="command", required=True)
     register_kafka(sub)
+    register_connector(sub)
 
     serve = sub.add_parser("serve", help="run hub roles in this process")
     serve.add_argument("--roles", default="api,router", help="comma-separated: api,router")

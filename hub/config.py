@@ -104,10 +104,11 @@ _ENV_KEYS = {
 }
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    """One line naming every bad field (``prefix`` names the section the model reads)."""
     problems = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(root)"
+        field = prefix + (".".join(str(p) for p in err["loc"]) or "(root)")
         problems.append(f"{field}: {err['msg']}")
     return f"invalid configuration ({source}): " + "; ".join(problems)
 

@@ -78,6 +78,17 @@ CONNECTOR_RECORDS_REJECTED = Counter(
     "Records rejected to the dead-letter topic",
     ["connector", "reason"],
 )
+CONNECTOR_LAG = Gauge(
+    "govhub_connector_lag",
+    "How far the connector is behind its source (source units)",
+    ["connector"],
+)
+CONNECTOR_BATCH_SECONDS = Histogram(
+    "govhub_connector_batch_seconds",
+    "Time to publish one batch until Kafka acknowledged it and the checkpoint was written",
+    ["connector"],
+    buckets=LATENCY_BUCKETS,
+)
 CONNECTOR_CHECKPOINT_AGE = Gauge(
     "govhub_connector_checkpoint_age_seconds", "Seconds since the last checkpoint", ["connector"]
 )

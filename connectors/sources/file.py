@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Source, SourceRecord
+
+
+class JsonlFileConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: Path = Field(description="the JSON-lines file to publish")
 
 
 class JsonlFileSource(Source):
@@ -22,7 +28,11 @@ class JsonlFileSource(Source):
         self._file: IO[bytes] | None = None
         self._line = 0
 
-    def connect(self, checkpoint: Mapping[str, Any] | None) -> None:
+    @classmethod
+    def from_config(cls, name: str, config: JsonlFileConfig) -> JsonlFileSource:
+        return cls(name, config.path)
+
+    async def connect(self, checkpoint: Mapping[str, Any] | None) -> None:
         if not self.path.is_file():
             raise FileNotFoundError(f"source file {self.path} does not exist")
         self._file = open(self.path, "rb")  # noqa: SIM115 - held for the source's lifetime
@@ -33,7 +43,7 @@ class JsonlFileSource(Source):
         while self._line < done and self._file.readline():
             self._line += 1
 
-    def read(self, max_records: int) -> list[SourceRecord]:
+    async def read(self, max_records: int) -> list[SourceRecord]:
         if self._file is None:
             raise RuntimeError("source not connected")
         out: list[SourceRecord] = []
@@ -61,7 +71,7 @@ class JsonlFileSource(Source):
             out.append(SourceRecord(record_id, value, position, raw))
         return out
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None

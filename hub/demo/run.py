@@ -7,6 +7,7 @@ recipient, shows live progress, and ends with a table proving isolation and mask
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import statistics
@@ -233,7 +234,8 @@ def run_demo(
             client_config=config.kafka.client_config,
         )
         source = JsonlFileSource("mzj-dibao-file", source_file)
-        source.connect(publisher.checkpoint())
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(source.connect(publisher.checkpoint()))
         valid = records
         expected_total = valid * 3  # each record: its community, its street, 人社局
         say(
@@ -250,12 +252,13 @@ def run_demo(
         done_publishing = False
         while True:
             if not done_publishing:
-                chunk = source.read(batch)
+                chunk = loop.run_until_complete(source.read(batch))
                 if chunk:
                     publisher.publish(chunk)
                 else:
                     done_publishing = True
-                    source.close()
+                    loop.run_until_complete(source.close())
+                    loop.close()
                 time.sleep(0.1)
             else:
                 time.sleep(0.2)

@@ -27,12 +27,12 @@ def test_sink_cuts_back_a_write_that_lost_its_cursor(tmp_path: Path) -> None:
     assert [line for line in path.read_bytes().splitlines()][-1].startswith(b'{"resource"')
 
 
-def test_file_source_resumes_and_flags_bad_lines(tmp_path: Path) -> None:
+async def test_file_source_resumes_and_flags_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"a":1}\nnot json\n[1]\n\n{"a":2}\n{"a":3')  # last line unfinished
     source = JsonlFileSource("c", path)
-    source.connect(None)
-    records = source.read(10)
+    await source.connect(None)
+    records = await source.read(10)
     assert [r.record_id for r in records] == [
         "c:in.jsonl:1",
         "c:in.jsonl:2",
@@ -43,9 +43,9 @@ def test_file_source_resumes_and_flags_bad_lines(tmp_path: Path) -> None:
     assert records[2].error == "line is not an object"
     with path.open("ab") as f:
         f.write(b"}\n")
-    assert [r.value for r in source.read(10)] == [{"a": 3}]
-    source.close()
+    assert [r.value for r in await source.read(10)] == [{"a": 3}]
+    await source.close()
     resumed = JsonlFileSource("c", path)
-    resumed.connect({"file": "in.jsonl", "line": 5})
-    assert [r.record_id for r in resumed.read(10)] == ["c:in.jsonl:6"]
-    resumed.close()
+    await resumed.connect({"file": "in.jsonl", "line": 5})
+    assert [r.record_id for r in await resumed.read(10)] == ["c:in.jsonl:6"]
+    await resumed.close()
