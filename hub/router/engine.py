@@ -145,6 +145,7 @@ class ExchangeEngine:
         # record costs more than the lookup); cleared with the tables on policy change.
         self._plans: dict[tuple[int, int], _ViewPlan] = {}
         self._valid_regions: set[str] = set()
+        self._resource_of_topic: dict[str, str] = {}
         self._codecs: dict[int, AvroCodec] = {}
 
     def invalidate(self) -> None:
@@ -154,7 +155,7 @@ class ExchangeEngine:
     # -- per batch -----------------------------------------------------------------------
     def process(self, messages: Sequence[Message]) -> Outcome:
         outcome = Outcome()
-        pending: dict[tuple[str, str, str, int], _Pending] = {}
+        pending: dict[tuple[int, int], _Pending] = {}
         for msg in messages:
             topic = msg.topic() or ""
             try:
@@ -170,13 +171,16 @@ class ExchangeEngine:
         self,
         msg: Message,
         topic: str,
-        pending: dict[tuple[str, str, str, int], _Pending],
+        pending: dict[tuple[int, int], _Pending],
         outcome: Outcome,
     ) -> None:
-        try:
-            _, resource_code = self._topics.parse_source(topic)
-        except ValueError as exc:
-            raise DeadLetter("unknown-topic", str(exc)) from None
+        resource_code = self._resource_of_topic.get(topic)
+        if resource_code is None:
+            try:
+                _, resource_code = self._topics.parse_source(topic)
+            except ValueError as exc:
+                raise DeadLetter("unknown-topic", str(exc)) from None
+            self._resource_of_topic[topic] = resource_code
         table = self._routing_table(resource_code)
         if table is None:
             raise DeadLetter("unknown-resource", f"resource {resource_code!r} not in catalogue")
@@ -228,38 +232,38 @@ class ExchangeEngine:
         offset = msg.offset() or 0
         # Shape for every route first: a record that fails for one view is dead-lettered
         # whole, never delivered to some recipients and not to others.
+        # Recipients with the same view share one entry object (its bytes are identical).
         decoded: dict[str, Any] | None = None
-        by_view: dict[int, tuple[int, bytes]] = {}
+        by_view: dict[int, tuple[FrameEntry, int]] = {}
         for route in routes:
             view_key = id(route.view)
             if view_key in by_view:
                 continue
             if route.identity:
-                by_view[view_key] = (schema_id, bytes(payload))
-                continue
-            plan = self._plan(schema_id, route.view)
-            if decoded is None:
-                decoded = self._decode(schema_id, payload)
-            try:
-                by_view[view_key] = (
-                    plan.schema_id,
-                    plan.codec.encode(plan.compiled.apply(decoded)),
-                )
-            except (RecordEncodeError, KeyError) as exc:
-                raise DeadLetter("view-failed", str(exc)) from None
-        for route in routes:
-            view_schema_id, view_payload = by_view[id(route.view)]
+                view_schema_id, view_payload = schema_id, bytes(payload)
+            else:
+                plan = self._plan(schema_id, route.view)
+                if decoded is None:
+                    decoded = self._decode(schema_id, payload)
+                try:
+                    view_schema_id = plan.schema_id
+                    view_payload = plan.codec.encode(plan.compiled.apply(decoded))
+                except (RecordEncodeError, KeyError) as exc:
+                    raise DeadLetter("view-failed", str(exc)) from None
             entry = FrameEntry(
                 view_schema_id, topic, partition, offset, record_id, ingested_at, view_payload
             )
-            slot = (route.subscription, route.recipient, topic, partition)
+            # Entry overhead: 32 bytes of fixed fields plus the topic and record id.
+            by_view[view_key] = (entry, len(view_payload) + len(record_id) + len(topic) + 32)
+        for route in routes:
+            entry, size = by_view[id(route.view)]
+            slot = (id(route), partition)
             batch = pending.get(slot)
             if batch is None:
                 tier = self._tier_of(route.recipient)
                 batch = pending[slot] = _Pending(route, tier, resource_code, topic, partition)
             batch.entries.append(entry)
-            # Entry overhead: 32 bytes of fixed fields plus the topic and record id.
-            batch.size += len(view_payload) + len(record_id) + len(topic) + 32
+            batch.size += size
             if len(batch.entries) >= self._max_entries or batch.size >= self._max_bytes:
                 self._seal(batch, outcome)
                 batch.entries = []
