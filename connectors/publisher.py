@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,10 @@ class Publisher:
         codec: AvroCodec,
         checkpoints: CompactedTable,
         client_config: Mapping[str, str] | None = None,
+        regions: Container[str] | None = None,
     ) -> None:
+        """``regions``: the region codes records may carry (the party hierarchy); None
+        checks only that codes are well formed."""
         self.connector = connector
         self._topics = topics
         self._resource = resource
@@ -77,6 +80,11 @@ class Publisher:
             bootstrap_servers, f"govhub-connector-{connector}", client_config
         )
         self.stats = PublishStats()
+        self._regions = regions
+        self._read_counter = metrics.CONNECTOR_RECORDS_READ.labels(connector)
+        self._published_counter = metrics.CONNECTOR_RECORDS_PUBLISHED.labels(
+            connector, resource.code
+        )
 
     def checkpoint(self) -> Mapping[str, Any] | None:
         row = self._checkpoints.get(self.connector)
@@ -93,7 +101,7 @@ class Publisher:
         now = int(time.time() * 1000)
         for record in records:
             self.stats.read += 1
-            metrics.CONNECTOR_RECORDS_READ.labels(self.connector).inc()
+            self._read_counter.inc()
             topic, key, value, headers = self._encode(record, now)
             while True:
                 try:
@@ -125,7 +133,7 @@ class Publisher:
         ]
         if record.value is None:
             return self._reject(record, base_headers, "unparsable", record.error or "unparsable")
-        violation = check_record(self._resource, record.value)
+        violation = check_record(self._resource, record.value, self._regions)
         if violation is not None:
             return self._reject(record, base_headers, violation.reason, violation.detail)
         try:
@@ -135,7 +143,7 @@ class Publisher:
         region = str(record.value[self._resource.region_field])
         key = str(record.value[self._resource.key_field]).encode()
         self.stats.published += 1
-        metrics.CONNECTOR_RECORDS_PUBLISHED.labels(self.connector, self._resource.code).inc()
+        self._published_counter.inc()
         return (
             self._topic,
             key,

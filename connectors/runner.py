@@ -15,6 +15,7 @@ from connectors.base import Source
 from connectors.publisher import Publisher
 from connectors.spec import ConnectorSpec
 from hub import metrics
+from hub.catalogue.known_regions import PartyRegions
 from hub.catalogue.model import Resource
 from hub.config import ConfigError
 from hub.controlstate import CompactedTable
@@ -34,13 +35,18 @@ class ConnectorRunner:
         self.topics = Topics(kafka.topic_prefix)
         self._tables = [
             CompactedTable(kafka.bootstrap_servers, t, client_config=kafka.client_config)
-            for t in (self.topics.catalogue, self.topics.schemas, self.topics.connect_offsets)
+            for t in (
+                self.topics.catalogue,
+                self.topics.schemas,
+                self.topics.connect_offsets,
+                self.topics.parties,
+            )
         ]
         self.publisher: Publisher | None = None
 
     def _open(self) -> Publisher:
         """Load the resource and its latest schema; fail with a clear message if absent."""
-        catalogue, schemas, checkpoints = self._tables
+        catalogue, schemas, checkpoints, parties = self._tables
         for table in self._tables:
             table.start()
         code = self.spec.file.connector.resource
@@ -63,6 +69,7 @@ class ConnectorRunner:
             codec=registry.codec(latest.schema_id),
             checkpoints=checkpoints,
             client_config=kafka.client_config,
+            regions=PartyRegions(parties),
         )
 
     async def run(self, stop: asyncio.Event) -> None:

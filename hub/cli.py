@@ -56,6 +56,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from connectors.commands import register as register_connector
+    from hub.catalogue.commands import register as register_catalogue
     from hub.localkafka.commands import register as register_kafka
 
     parser = argparse.ArgumentParser(
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     register_kafka(sub)
     register_connector(sub)
+    register_catalogue(sub)
 
     serve = sub.add_parser("serve", help="run hub roles in this process")
     serve.add_argument("--roles", default="api,router", help="comma-separated: api,router")

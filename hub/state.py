@@ -30,6 +30,7 @@ class ControlState:
     """
 
     def __init__(self, config: HubConfig) -> None:
+        self.config = config
         self.topics = Topics(config.kafka.topic_prefix)
         boot, extra = config.kafka.bootstrap_servers, config.kafka.client_config
         self.schemas = CompactedTable(boot, self.topics.schemas, client_config=extra)

@@ -25,6 +25,7 @@ from connectors.sdk.client import SubscriberClient, SubscriberSettings
 from connectors.sinks.jsonl import JsonlSink
 from connectors.sources.file import JsonlFileSource
 from hub import kafka
+from hub.catalogue.known_regions import PartyRegions
 from hub.catalogue.samples import load_sample
 from hub.config import HubConfig, load_config
 from hub.controlstate import CompactedTable
@@ -232,6 +233,7 @@ def run_demo(
             codec=runtime.state.registry.codec(schema_id),
             checkpoints=checkpoints,
             client_config=config.kafka.client_config,
+            regions=PartyRegions(runtime.state.parties),
         )
         source = JsonlFileSource("mzj-dibao-file", source_file)
         loop = asyncio.new_event_loop()

@@ -17,6 +17,7 @@ from connectors.publisher import Publisher
 from connectors.sdk.client import SubscriberClient, SubscriberSettings
 from connectors.sinks.jsonl import JsonlSink
 from hub import kafka
+from hub.catalogue.known_regions import PartyRegions
 from hub.catalogue.samples import SampleResource, load_sample
 from hub.config import HubConfig, isolated_config
 from hub.controlstate import CompactedTable
@@ -47,6 +48,7 @@ class HubWorld:
             schema_id=self.schema_id,
             codec=self.runtime.state.registry.codec(self.schema_id),
             checkpoints=self.checkpoints,
+            regions=PartyRegions(self.runtime.state.parties),
         )
 
     def publish(self, rows: Sequence[dict[str, Any]], start: int = 0) -> Publisher:

@@ -87,8 +87,9 @@ def _dead_letters(world: HubWorld, count: int, timeout: float = 30.0) -> list:  
 def test_invalid_region_lands_in_the_dead_letter_topic(world: HubWorld) -> None:
     good = generate_records(4, invalid=0)
     bad_region = {**good[0], "region_code": "11010500100X"}
-    publisher = world.publish([*good, bad_region])
-    assert publisher.stats.rejected == {"invalid-region": 1}
+    unknown_region = {**good[1], "region_code": "110105009009"}  # well formed, no such unit
+    publisher = world.publish([*good, bad_region, unknown_region])
+    assert publisher.stats.rejected == {"invalid-region": 1, "unknown-region": 1}
     # A record that skipped the connector's checks is caught by the router.
     producer = kafka.producer(world.bootstrap, "raw")
     codec = world.runtime.state.registry.codec(world.schema_id)
@@ -102,8 +103,13 @@ def test_invalid_region_lands_in_the_dead_letter_topic(world: HubWorld) -> None:
         ],
     )
     producer.flush(10)
-    letters = _dead_letters(world, 2)
-    by_stage = {dict(m.headers())["govhub-dlq-stage"]: m for m in letters}
+    letters = _dead_letters(world, 3)
+    by_stage = {
+        dict(m.headers())["govhub-dlq-stage"]: m
+        for m in letters
+        if dict(m.headers())["govhub-dlq-reason"] == b"invalid-region"
+    }
+    assert any(dict(m.headers())["govhub-dlq-reason"] == b"unknown-region" for m in letters)
     connector = by_stage[b"connector"]
     headers = dict(connector.headers())
     assert headers["govhub-dlq-reason"] == b"invalid-region"
