@@ -101,6 +101,8 @@ _ENV_KEYS = {
     "GOVHUB_KEK_FILE": "crypto.kek_file",
     "GOVHUB_STATE_DIR": "state_dir",
     "GOVHUB_METRICS_PORT": "metrics.port",
+    "GOVHUB_ROUTER_TRANSACTIONAL_ID": "router.transactional_id",
+    "GOVHUB_ROUTER_GROUP_ID": "router.group_id",
 }
 
 
@@ -136,6 +138,12 @@ def load_config(
             _set(tree, _ENV_KEYS[name], env[name])
     for dotted, value in (overrides or {}).items():
         _set(tree, dotted, value)
+    # Hubs sharing a cluster under different topic prefixes must not share a consumer
+    # group or fence each other's transactions: the defaults carry the prefix.
+    prefix = str(tree.get("kafka", {}).get("topic_prefix", ""))
+    router = tree.setdefault("router", {})
+    router.setdefault("group_id", f"{prefix}govhub-router")
+    router.setdefault("transactional_id", f"{prefix}govhub-router-0")
     state_dir = Path(tree.get("state_dir", ".govhub"))
     tree.setdefault("crypto", {}).setdefault("kek_file", str(state_dir / "kek.key"))
     if "kafka" not in tree or "bootstrap_servers" not in tree["kafka"]:

@@ -97,12 +97,15 @@ class HubWorld:
 
 
 @contextmanager
-def hub_world(bootstrap: str, tmp: Path) -> Iterator[HubWorld]:
+def hub_world(
+    bootstrap: str, tmp: Path, roles: tuple[str, ...] = ("api", "router")
+) -> Iterator[HubWorld]:
+    """A hub on ``bootstrap`` with its own topic prefix; ``roles`` run in this process."""
     prefix = f"it{uuid.uuid4().hex[:8]}."
     config = isolated_config(
         bootstrap, prefix, tmp / "state", **{"router.transaction_interval_ms": 100}
     )
-    runtime = HubRuntime(config)
+    runtime = HubRuntime(config, roles)
     runtime.start()
     checkpoints = CompactedTable(bootstrap, runtime.state.topics.connect_offsets)
     try:
