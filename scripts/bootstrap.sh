@@ -21,6 +21,10 @@ if ((${#need_apt[@]})); then
   fi
 fi
 
+# PostgreSQL server for the PostgreSQL connector tests (Debian package).
+scripts/postgres.sh install ||
+  echo "bootstrap: warning: no PostgreSQL server; the PostgreSQL tests will be skipped" >&2
+
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "bootstrap: error: Python 3.11+ is required ($PYTHON is $("$PYTHON" -V 2>&1))" >&2
   exit 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
+from connectors.base import Backpressure
 from connectors.sdk.errors import FrameRejected
 from connectors.sdk.hubclient import HubClient
 from connectors.sinks.base import Cursor, DeliveredRecord, Sink
@@ -58,6 +59,7 @@ class SubscriberClient:
         self.records = 0
         self.frames = 0
         self.replays_skipped = 0
+        self.backpressure_waits = 0
         self.recent_latencies_ms: deque[float] = deque(maxlen=2000)
 
     def _key_for(self, subscription: str) -> Callable[[bytes], bytes]:
@@ -118,7 +120,8 @@ class SubscriberClient:
                         return
                     continue
                 last_activity = time.monotonic()
-                self._sink.write(batch, Cursor(partition, next_offset, sequence.to_dict()))
+                if not self._write(batch, Cursor(partition, next_offset, sequence.to_dict()), stop):
+                    return
                 now = time.time()
                 for record in batch:
                     latency = max(0.0, now - record.ingested_at_ms / 1000)
@@ -128,6 +131,27 @@ class SubscriberClient:
                 self.records += len(batch)
         finally:
             consumer.close()
+
+    def _write(self, batch: list[DeliveredRecord], cursor: Cursor, stop: threading.Event) -> bool:
+        """Hand the batch to the sink; on ``Backpressure`` wait and offer the same batch again.
+
+        False when ``stop`` was set while waiting: the batch is not stored, and the next run
+        starts again from the cursor the sink holds.
+        """
+        while True:
+            try:
+                self._sink.write(batch, cursor)
+                return True
+            except Backpressure as exc:
+                self.backpressure_waits += 1
+                log.warning(
+                    "sink busy (%s); retrying %d records in %.1f s",
+                    exc.reason,
+                    len(batch),
+                    exc.retry_after,
+                )
+                if stop.wait(max(0.0, exc.retry_after)):
+                    return False
 
     def _open(self, frame: bytes, sequence: FrameSequenceChecker) -> list[DeliveredRecord]:
         try:

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import decimal
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
+
+
+def json_default(value: Any) -> Any:
+    """``orjson`` fallback for decoded Avro values: decimals as strings, bytes as base64."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(value: Any, option: int = 0) -> bytes:
+    """JSON for what sinks write (dates as ISO strings, decimals as strings)."""
+    return orjson.dumps(value, default=json_default, option=option)
 
 
 @dataclass(frozen=True, slots=True)
