@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.commands import register as register_connector
     from hub.catalogue.commands import register as register_catalogue
     from hub.localkafka.commands import register as register_kafka
+    from hub.parties.commands import register as register_party
+    from hub.subscriptions.commands import register as register_subscription
 
     parser = argparse.ArgumentParser(
         prog="govhub", description="GovHub: government data sharing and exchange hub"
@@ -69,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_kafka(sub)
     register_connector(sub)
     register_catalogue(sub)
+    register_party(sub)
+    register_subscription(sub)
 
     serve = sub.add_parser("serve", help="run hub roles in this process")
     serve.add_argument("--roles", default="api,router", help="comma-separated: api,router")

@@ -65,6 +65,8 @@ class ControlState:
         self._listeners.append(callback)
 
     def _on_change(self, key: str, value: dict[str, Any] | None) -> None:
+        if key.startswith("_"):
+            return  # bookkeeping rows (catch-up markers), not policy
         with self._gen_lock:
             self._generation += 1
         for callback in self._listeners:

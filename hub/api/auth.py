@@ -1,12 +1,27 @@
-"""Token authentication of parties (tokens are stored only as scrypt hashes)."""
+"""Authentication of parties: bearer tokens (stored only as scrypt hashes) and, optionally,
+an mTLS client certificate subject.
+
+A token issued by the hub names its party (``ghp_<party>.<secret>``), so checking it costs
+one slow hash. A verified token is remembered by its SHA-256 (never in clear) together
+with the stored hash it matched; every request still reads the party afresh, so a rotated
+token (the stored hash changed), an expired token or a suspended party is refused at once.
+"""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
-from hub.parties.model import Party, PartyStatus, verify_token
+from hub.parties.model import Party, PartyStatus, token_party, verify_token
 from hub.state import ControlState
+
+MAX_TOKEN_LEN = 512
+_MAX_CACHED = 10_000
+V = TypeVar("V")
 
 
 class AuthError(Exception):
@@ -15,35 +30,91 @@ class AuthError(Exception):
         self.status = status
 
 
-class TokenAuthenticator:
-    """Checks bearer tokens; a verified token is remembered by its SHA-256 (never in clear)
-    for as long as the party's stored hash is unchanged, so the slow hash runs once."""
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
-    def __init__(self, state: ControlState) -> None:
+
+class TokenAuthenticator:
+    def __init__(self, state: ControlState, clock: Callable[[], int] = _now_ms) -> None:
         self._state = state
-        self._verified: dict[str, tuple[str, str]] = {}
+        self._clock = clock
+        self._verified: dict[str, tuple[str, str]] = {}  # fingerprint -> (party, hash)
+        self._failed: dict[str, int] = {}  # fingerprint -> state generation when it failed
         self._lock = threading.Lock()
 
     def authenticate(self, authorization: str | None) -> Party:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise AuthError(401, "missing bearer token")
-        token = authorization[len("Bearer ") :].strip()
+        token = _bearer(authorization)
         fingerprint = hashlib.sha256(token.encode()).hexdigest()
         with self._lock:
             cached = self._verified.get(fingerprint)
+            failed_at = self._failed.get(fingerprint)
         if cached is not None:
             party = self._state.party(cached[0])
             if party is not None and party.token_hash == cached[1]:
-                return self._check_active(party)
+                return self._admit(party)
+            with self._lock:
+                self._verified.pop(fingerprint, None)
+        generation = self._state.generation
+        if failed_at == generation:
+            raise AuthError(401, "unknown token")
+        party = self._find(token)
+        if party is None or party.token_hash is None:
+            with self._lock:
+                _bounded_put(self._failed, fingerprint, generation)
+            raise AuthError(401, "unknown token")
+        with self._lock:
+            _bounded_put(self._verified, fingerprint, (party.id, party.token_hash))
+        return self._admit(party)
+
+    def authenticate_certificate(self, subject: str) -> Party:
+        """The party registered for a verified client certificate subject."""
+        for party in self._state.party_map().values():
+            if party.mtls_subject is not None and party.mtls_subject == subject:
+                return self._check_status(party)
+        raise AuthError(401, f"no party is registered for certificate subject {subject!r}")
+
+    def _find(self, token: str) -> Party | None:
+        named = token_party(token)
+        if named is not None:
+            party = self._state.party(named)
+            if party is not None and party.token_hash and verify_token(token, party.token_hash):
+                return party
+            return None
+        # Tokens that do not name their party (provisioned outside the api) need a scan.
         for party in self._state.party_map().values():
             if party.token_hash and verify_token(token, party.token_hash):
-                with self._lock:
-                    self._verified[fingerprint] = (party.id, party.token_hash)
-                return self._check_active(party)
-        raise AuthError(401, "unknown token")
+                return party
+        return None
+
+    def _admit(self, party: Party) -> Party:
+        if party.token_expired(self._clock()):
+            assert party.token_expires_at_ms is not None
+            when = datetime.datetime.fromtimestamp(party.token_expires_at_ms / 1000, datetime.UTC)
+            raise AuthError(
+                401, f"token of party {party.id} expired at {when:%Y-%m-%dT%H:%M:%SZ}; rotate it"
+            )
+        return self._check_status(party)
 
     @staticmethod
-    def _check_active(party: Party) -> Party:
+    def _check_status(party: Party) -> Party:
         if party.status is not PartyStatus.ACTIVE:
             raise AuthError(403, f"party {party.id} is {party.status.value}")
         return party
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthError(401, "missing bearer token (Authorization: Bearer <token>)")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError(401, "the Authorization header must be 'Bearer <token>'")
+    if len(token) > MAX_TOKEN_LEN:
+        raise AuthError(401, "unknown token")
+    return token
+
+
+def _bounded_put(cache: dict[str, V], key: str, value: V) -> None:
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = value

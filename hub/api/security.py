@@ -1,22 +1,28 @@
 """Who is calling: the authenticated party and its roles, checked by every endpoint.
 
 Handlers call :func:`require` with the roles that may use them; it authenticates the
-bearer token once per request (cached on the request) and raises an HTTP error with a
-clear JSON message otherwise.
+bearer token (or a verified client certificate, when the api terminates TLS) once per
+request (cached on the request) and raises an HTTP error with a clear JSON message
+otherwise. :func:`read_json` turns a request body into a typed model or a 400 that names
+the offending field.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from hub.api.auth import AuthError, TokenAuthenticator
 from hub.parties.model import Party, PartyKind, Role
 
 AUTHENTICATOR_KEY: web.AppKey[TokenAuthenticator] = web.AppKey("authenticator", TokenAuthenticator)
+
+B = TypeVar("B", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,35 +41,64 @@ class Principal:
         return bool(self.roles.intersection(roles))
 
     def owns_department(self, department: str) -> bool:
-        """A department party manages the resources whose department code is its id."""
-        return self.party.kind is PartyKind.DEPARTMENT and self.party.id == department
+        """Whether this party acts for ``department`` (the department itself, or an account
+        whose ``department`` it is)."""
+        return self.party.acts_for == department
+
+    @property
+    def is_department(self) -> bool:
+        return self.party.kind is PartyKind.DEPARTMENT
 
 
 _PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("govhub.principal", Principal)
 
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    415: web.HTTPUnsupportedMediaType,
+    422: web.HTTPUnprocessableEntity,
+    429: web.HTTPTooManyRequests,
+    503: web.HTTPServiceUnavailable,
+}
+
 
 def json_error(status: int, message: str) -> web.HTTPException:
     """An HTTP error with a JSON body ``{"error": message}``."""
-    classes: dict[int, type[web.HTTPException]] = {
-        400: web.HTTPBadRequest,
-        401: web.HTTPUnauthorized,
-        403: web.HTTPForbidden,
-        404: web.HTTPNotFound,
-        409: web.HTTPConflict,
-    }
-    cls = classes.get(status, web.HTTPBadRequest)
+    cls = _ERRORS.get(status, web.HTTPBadRequest)
     return cls(text=orjson.dumps({"error": message}).decode(), content_type="application/json")
 
 
+def _certificate_subject(request: web.Request) -> str | None:
+    transport = request.transport
+    cert: Any = transport.get_extra_info("peercert") if transport is not None else None
+    if not cert:
+        return None
+    parts = []
+    for rdn in cert.get("subject", ()):
+        for name, value in rdn:
+            short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU"}
+            parts.append(f"{short.get(name, name)}={value}")
+    return ",".join(parts) or None
+
+
 async def principal(request: web.Request) -> Principal:
-    """The authenticated caller (401 without a valid token, 403 when suspended)."""
+    """The authenticated caller (401 without valid credentials, 403 when suspended)."""
     if _PRINCIPAL in request:
         return request[_PRINCIPAL]
     authenticator = request.app[AUTHENTICATOR_KEY]
+    authorization = request.headers.get("Authorization")
+    subject = None if authorization else _certificate_subject(request)
+    loop = asyncio.get_running_loop()
     try:
-        party = await asyncio.get_running_loop().run_in_executor(
-            None, authenticator.authenticate, request.headers.get("Authorization")
-        )
+        if subject is not None:
+            party = await loop.run_in_executor(
+                None, authenticator.authenticate_certificate, subject
+            )
+        else:
+            party = await loop.run_in_executor(None, authenticator.authenticate, authorization)
     except AuthError as exc:
         raise json_error(exc.status, str(exc)) from None
     found = Principal(party)
@@ -78,3 +113,34 @@ async def require(request: web.Request, *roles: Role) -> Principal:
         wanted = ", ".join(sorted(r.value for r in roles))
         raise json_error(403, f"party {who.id} lacks the role for this call (one of: {wanted})")
     return who
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts[:10])
+
+
+async def read_json(request: web.Request, model: type[B], *, optional: bool = False) -> B:
+    """The request body as ``model``; 400 with the field and the problem otherwise.
+
+    With ``optional`` an empty body means ``{}``.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        if not optional:
+            raise json_error(400, "a JSON object body is required")
+        raw = b"{}"
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise json_error(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise json_error(400, "body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise json_error(400, f"invalid request: {validation_message(exc)}") from None

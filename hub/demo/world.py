@@ -48,7 +48,7 @@ CONSUMER_DEPT = ("rsj", "朝阳区人力资源和社会保障局", "110105000000
 
 
 def _member(pid: str, name: str, kind: PartyKind, region: str, parent: str | None) -> Member:
-    token = new_token()
+    token = new_token(pid)
     private, public = generate_recipient_key(KemSuite.X25519)
     party = Party(
         id=pid,

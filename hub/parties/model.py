@@ -1,4 +1,9 @@
-"""Parties: departments and grassroots units, with their credentials and keys."""
+"""Parties: departments and grassroots units, with their credentials and keys.
+
+A party is also an account: it authenticates with a bearer token (stored only as a scrypt
+hash, with an expiry) or an mTLS client certificate, and holds roles. Admin accounts
+(三员) are parties too, usually of the data bureau, each holding its one role.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ class PartyStatus(StrEnum):
 
 
 class Role(StrEnum):
-    """Roles. The first three follow 三员 separation: no party holds two of them."""
+    """Roles. The first three follow 三员 separation: an account holding one of them holds
+    no other role (:func:`check_roles`)."""
 
     SYSTEM_ADMIN = "system_admin"  # 系统管理员: parties, configuration
     SECURITY_ADMIN = "security_admin"  # 安全保密管理员: policies, keys, 核心 approvals
@@ -37,26 +43,61 @@ class Role(StrEnum):
 
 
 SEPARATED_ROLES = frozenset({Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN, Role.AUDITOR})
+PARTY_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+def check_roles(roles: tuple[Role, ...]) -> tuple[Role, ...]:
+    """三员 separation: an account holding system admin, security admin or auditor holds
+    that one role and no other — neither another 三员 role nor a department role (an
+    approver who is also the security admin would give both approvals of a 核心 request)."""
+    unique = tuple(dict.fromkeys(roles))
+    held = SEPARATED_ROLES.intersection(unique)
+    if len(held) > 1:
+        raise ValueError(
+            f"三员 separation: one party cannot hold {sorted(r.value for r in held)} together"
+        )
+    if held and len(unique) > 1:
+        (role,) = held
+        others = sorted(r.value for r in unique if r is not role)
+        raise ValueError(
+            f"三员 separation: a {role.value} account holds no other role (also asked: {others})"
+        )
+    return unique
 
 
 class PublicKey(BaseModel):
+    """A key-release public key. A party's keys are kept oldest first: the newest (last)
+    one is used for new releases; older ones stay for frames already written."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
     kem: str = Field(pattern=r"^(x25519|mlkem768-x25519)$")
     key: str = Field(description="base64 of the raw public key")
+    added_at_ms: int | None = None
 
 
 class Party(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    name: str = Field(min_length=1)
+    id: str = Field(pattern=PARTY_ID_PATTERN, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
     kind: PartyKind
     region_code: str
     parent: str | None = None
+    department: str | None = Field(
+        default=None,
+        pattern=PARTY_ID_PATTERN,
+        description="the department this party acts for (a department acts for itself)",
+    )
+    contact: str | None = Field(default=None, max_length=500)
     status: PartyStatus = PartyStatus.ACTIVE
     token_hash: str | None = None
+    token_expires_at_ms: int | None = None
+    mtls_subject: str | None = Field(
+        default=None, max_length=500, description="client certificate subject (optional mTLS)"
+    )
     public_keys: tuple[PublicKey, ...] = ()
     roles: tuple[Role, ...] = (Role.SUBSCRIBER,)
+    version: int = 0
 
     @field_validator("region_code")
     @classmethod
@@ -66,12 +107,17 @@ class Party(BaseModel):
     @field_validator("roles")
     @classmethod
     def _three_person_rule(cls, v: tuple[Role, ...]) -> tuple[Role, ...]:
-        held = SEPARATED_ROLES.intersection(v)
-        if len(held) > 1:
-            raise ValueError(
-                f"三员 separation: one party cannot hold {sorted(r.value for r in held)} together"
-            )
-        return v
+        return check_roles(v)
+
+    @property
+    def acts_for(self) -> str | None:
+        """The department whose resources this party publishes or approves."""
+        if self.department is not None:
+            return self.department
+        return self.id if self.kind is PartyKind.DEPARTMENT else None
+
+    def token_expired(self, at_ms: int) -> bool:
+        return self.token_expires_at_ms is not None and at_ms >= self.token_expires_at_ms
 
     @property
     def level(self) -> Level:
@@ -92,15 +138,28 @@ def hash_token(token: str, salt: bytes | None = None) -> str:
 def verify_token(token: str, stored: str) -> bool:
     try:
         scheme, salt_hex, digest_hex = stored.split("$")
+        salt = bytes.fromhex(salt_hex)
     except ValueError:
         return False
     if scheme != "scrypt":
         return False
-    digest = hashlib.scrypt(
-        token.encode(), salt=bytes.fromhex(salt_hex), n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P
-    )
+    digest = hashlib.scrypt(token.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
-def new_token() -> str:
-    return "ghp_" + secrets.token_urlsafe(32)
+TOKEN_PREFIX = "ghp_"
+
+
+def new_token(party_id: str | None = None) -> str:
+    """A new bearer token. With ``party_id`` the token names its party
+    (``ghp_<party>.<secret>``), so checking it costs one slow hash, not one per party."""
+    secret = secrets.token_urlsafe(32)
+    return f"{TOKEN_PREFIX}{party_id}.{secret}" if party_id else TOKEN_PREFIX + secret
+
+
+def token_party(token: str) -> str | None:
+    """The party a token names, if it names one."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    head, dot, _ = token[len(TOKEN_PREFIX) :].partition(".")
+    return head if dot and head else None

@@ -232,9 +232,10 @@ class ExchangeEngine:
         offset = msg.offset() or 0
         # Shape for every route first: a record that fails for one view is dead-lettered
         # whole, never delivered to some recipients and not to others.
-        # Recipients with the same view share one entry object (its bytes are identical).
+        # Recipients with the same view share one entry object (its bytes are identical);
+        # None marks a view whose row filter rejects the record.
         decoded: dict[str, Any] | None = None
-        by_view: dict[int, tuple[FrameEntry, int]] = {}
+        by_view: dict[int, tuple[FrameEntry, int] | None] = {}
         for route in routes:
             view_key = id(route.view)
             if view_key in by_view:
@@ -246,9 +247,15 @@ class ExchangeEngine:
                 if decoded is None:
                     decoded = self._decode(schema_id, payload)
                 try:
-                    view_schema_id = plan.schema_id
-                    view_payload = plan.codec.encode(plan.compiled.apply(decoded))
-                except (RecordEncodeError, KeyError) as exc:
+                    if not plan.compiled.accepts(decoded):
+                        by_view[view_key] = None
+                        continue
+                    if plan.compiled.reshapes:
+                        view_schema_id = plan.schema_id
+                        view_payload = plan.codec.encode(plan.compiled.apply(decoded))
+                    else:  # a filter only: the source bytes pass through
+                        view_schema_id, view_payload = schema_id, bytes(payload)
+                except (RecordEncodeError, KeyError, TypeError, ValueError) as exc:
                     raise DeadLetter("view-failed", str(exc)) from None
             entry = FrameEntry(
                 view_schema_id, topic, partition, offset, record_id, ingested_at, view_payload
@@ -256,7 +263,10 @@ class ExchangeEngine:
             # Entry overhead: 32 bytes of fixed fields plus the topic and record id.
             by_view[view_key] = (entry, len(view_payload) + len(record_id) + len(topic) + 32)
         for route in routes:
-            entry, size = by_view[id(route.view)]
+            shaped = by_view[id(route.view)]
+            if shaped is None:
+                continue
+            entry, size = shaped
             slot = (id(route), partition)
             batch = pending.get(slot)
             if batch is None:

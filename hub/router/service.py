@@ -18,13 +18,15 @@ from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, Message,
 from hub import kafka, metrics
 from hub.catalogue.model import Resource
 from hub.config import HubConfig
+from hub.crypto.errors import CryptoError
 from hub.crypto.kms import Kms
 from hub.parties.model import PartyKind
 from hub.router.engine import TIER_NAMES, ExchangeEngine, Outcome, OutRecord
 from hub.router.engine import Message as EngineMessage
 from hub.router.keys import SUITES, KeyBook
-from hub.router.routing import RoutingTable, compile_routing_table
+from hub.router.routing import RoutingTable, compile_routing_table, earliest_change_ms
 from hub.state import ControlState
+from hub.subscriptions.pseudonyms import load_pseudonym_keys
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class RouterService:
         self._tables: dict[str, RoutingTable] = {}
         self._tiers: dict[str, str] = {}
         self._generation = -1
+        self._valid_until_ms: int | None = None
+        self._kms = kms
         self._engine = ExchangeEngine(
             self._topics,
             state.registry,
@@ -62,16 +66,25 @@ class RouterService:
 
     def _refresh_policy(self) -> None:
         generation = self._state.generation
-        if generation == self._generation:
+        now = int(time.time() * 1000)
+        expired = self._valid_until_ms is not None and now >= self._valid_until_ms
+        if generation == self._generation and not expired:
             return
         self._generation = generation
         parties = self._state.party_map()
         subscriptions = self._state.subscription_list()
         tables: dict[str, RoutingTable] = {}
         resources: dict[str, Resource] = self._state.resources()
+        try:
+            pseudonyms = load_pseudonym_keys(self._state.keys, self._kms)
+        except CryptoError as exc:
+            # Without the key, pseudonym fields are redacted, never sent in clear.
+            log.error("pseudonym key unavailable: %s", exc)
+            pseudonyms = None
         for code, resource in resources.items():
-            tables[code] = compile_routing_table(resource, subscriptions, parties)
+            tables[code] = compile_routing_table(resource, subscriptions, parties, now, pseudonyms)
             metrics.ROUTER_ROUTING_TABLES.labels(code).set(len(tables[code].routes))
+        self._valid_until_ms = earliest_change_ms(tables.values())
         self._tables.clear()
         self._tables.update(tables)
         self._tiers = {

@@ -1,10 +1,12 @@
 import datetime
 import decimal
 
+import orjson
 import pytest
 
 from hub.catalogue.samples import load_sample
-from hub.policy.masking import MaskKind, masker
+from hub.policy.masking import MaskKind, MaskRule, masker
+from hub.policy.predicates import Op, Predicate
 from hub.policy.views import View, ViewError, compile_view
 from hub.registry.schemas import AvroCodec
 
@@ -73,3 +75,60 @@ def test_view_errors_are_found_at_compile_time() -> None:
     # Masking a nullable string is fine; null stays null.
     compiled = compile_view(View.of(None, {"address": MaskKind.ADDRESS}), sample.schema_json)
     assert compiled.apply(RECORD)["address"] is None
+
+
+def test_view_filters_rows_and_passes_them_through_unchanged() -> None:
+    sample = load_sample("mzj.dibao")
+    view = View.of(None, {}, (Predicate(field="household_size", op=Op.GE, value=3),))
+    assert not view.is_identity  # the record must be decoded to test it
+    compiled = compile_view(view, sample.schema_json)
+    assert compiled.accepts(RECORD)
+    assert not compiled.accepts({**RECORD, "household_size": 2})
+    assert not compiled.reshapes and compiled.apply(RECORD) == RECORD
+    assert compile_view(View(), sample.schema_json).accepts(RECORD)
+
+
+def test_every_mask_kind_keeps_the_view_schema_valid() -> None:
+    sample = load_sample("mzj.dibao")
+    masking = {
+        "id_card": MaskKind.PSEUDONYM,
+        "name": MaskRule(kind=MaskKind.KEEP, first=1, last=0),
+        "approved_on": MaskKind.MONTH,
+        "address": MaskKind.REDACT,
+        "region_code": MaskKind.ID_CARD,
+    }
+    compiled = compile_view(View.of(None, masking, (), b"k" * 32), sample.schema_json)
+    out = compiled.apply({**RECORD, "approved_on": datetime.date(2026, 1, 17), "address": "x"})
+    assert out["approved_on"] == datetime.date(2026, 1, 1)  # still a date
+    assert out["name"] == "张*" and out["address"] == "******"
+    assert len(out["id_card"]) == 24 and out["id_card"] != RECORD["id_card"]
+    codec = AvroCodec(compiled.schema_json)
+    assert codec.decode(codec.encode(out)) == out
+    with pytest.raises(ViewError, match="pseudonym key"):
+        compile_view(View.of(None, {"id_card": MaskKind.PSEUDONYM}), sample.schema_json)
+    with pytest.raises(ViewError, match="not a date"):
+        compile_view(View.of(None, {"household_size": MaskKind.YEAR}), sample.schema_json)
+    with pytest.raises(ViewError, match="household_size"):
+        compile_view(
+            View.of(None, {}, (Predicate(field="household_size", op=Op.EQ, value="x"),)),
+            sample.schema_json,
+        )
+
+
+def test_redacting_a_nullable_non_string_gives_null() -> None:
+    schema = orjson.dumps(
+        {
+            "type": "record",
+            "name": "R",
+            "fields": [
+                {"name": "born", "type": ["null", {"type": "int", "logicalType": "date"}]},
+                {"name": "n", "type": ["null", "long"]},
+            ],
+        }
+    ).decode()
+    compiled = compile_view(View.of(None, {"n": MaskKind.REDACT}), schema)
+    assert compiled.apply({"born": None, "n": 7}) == {"born": None, "n": None}
+    born = compile_view(View.of(None, {"born": MaskKind.YEAR}), schema)
+    assert born.apply({"born": datetime.date(1990, 5, 6), "n": 1})["born"] == datetime.date(
+        1990, 1, 1
+    )
