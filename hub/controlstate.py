@@ -183,7 +183,10 @@ class CompactedTable:
             if high <= 0:
                 self._loaded.set()
             while not self._stop.is_set():
-                messages = consumer.consume(500, self._poll_interval)
+                # poll() returns as soon as one record arrives (consume() would wait out
+                # its timeout for a full batch), then drain what is already fetched.
+                first = consumer.poll(self._poll_interval)
+                messages = [] if first is None else [first, *consumer.consume(499, 0)]
                 changes = []
                 with self._lock:
                     for msg in messages:

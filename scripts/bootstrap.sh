@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
-# Installs what GovHub needs on a fresh machine: a JDK and Maven (for the local Kafka),
-# then a virtualenv with the project and its dev extra. Safe to run again.
+# Installs what GovHub needs on a fresh machine: Debian packages (JDK and Maven for the
+# local Kafka, PostgreSQL, wrk), then a virtualenv with the project and its dev extra.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-need_apt=()
-command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
-if ((${#need_apt[@]})); then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "bootstrap: installing ${need_apt[*]} from Debian packages" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+# Debian packages: a JDK and Maven (required), PostgreSQL (its connector tests) and wrk
+# (HTTP benchmarks). The package lists are refreshed once, only when something is missing.
+can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { apt-get update -qq && apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+need=()
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
+if ((${#need[@]})); then
+  if can_apt; then
+    echo "bootstrap: installing ${need[*]} from Debian packages" >&2
+    apt_install "${need[@]}"
   else
-    echo "bootstrap: error: missing ${need_apt[*]}; install a JDK 17+ and Maven" >&2
+    echo "bootstrap: error: missing ${need[*]}; install a JDK 17+ and Maven" >&2
     exit 1
   fi
 fi
-
-# PostgreSQL server for the PostgreSQL connector tests (Debian package).
+if ! command -v wrk >/dev/null 2>&1 && can_apt; then
+  apt_install wrk || echo "bootstrap: warning: wrk not installed; HTTP benchmarks need it" >&2
+fi
 scripts/postgres.sh install ||
   echo "bootstrap: warning: no PostgreSQL server; the PostgreSQL tests will be skipped" >&2
 

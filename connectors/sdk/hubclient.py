@@ -59,6 +59,6 @@ class HubClient:
     def codec(self, schema_id: int) -> AvroCodec:
         codec = self._codecs.get(schema_id)
         if codec is None:
-            answer = self._call("GET", f"/schemas/ids/{schema_id}")
+            answer = self._call("GET", f"/registry/schemas/ids/{schema_id}")
             codec = self._codecs[schema_id] = AvroCodec(answer["schema"])
         return codec

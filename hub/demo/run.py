@@ -329,7 +329,10 @@ def run_demo(
             f"total {time.monotonic() - started:.1f}s; received records in {out_dir}/received/"
         )
         if keep_running:
-            say(f"· --keep-running: api at {runtime.api_url} (/metrics, /subjects); Ctrl-C stops")
+            say(
+                f"· --keep-running: api at {runtime.api_url} "
+                "(/metrics, /registry/subjects, /openapi.json); Ctrl-C stops"
+            )
             try:
                 while True:
                     time.sleep(1)

@@ -92,11 +92,12 @@ def test_api_serves_health_registry_and_metrics(serving, hub_env) -> None:  # ty
     while get(base + "/readyz")[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert orjson.loads(get(base + "/readyz")[1]) == {"status": "ready"}
-    assert get(base + "/subjects") == (200, b"[]")
-    status, body = get(base + "/schemas/ids/42")
+    registry = base + "/registry"
+    assert get(registry + "/subjects") == (200, b"[]")
+    status, body = get(registry + "/schemas/ids/42")
     assert status == 404 and orjson.loads(body)["error_code"] == 40403
     request = urllib.request.Request(
-        base + "/subjects/demo-value/versions",
+        registry + "/subjects/demo-value/versions",
         data=orjson.dumps(
             {"schema": '{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}'}
         ),
@@ -105,7 +106,7 @@ def test_api_serves_health_registry_and_metrics(serving, hub_env) -> None:  # ty
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         schema_id = orjson.loads(response.read())["id"]
-    status, body = get(base + "/subjects/demo-value/versions/latest")
+    status, body = get(registry + "/subjects/demo-value/versions/latest")
     assert status == 200 and orjson.loads(body)["id"] == schema_id
     assert b"govhub_api_requests_total" in get(base + "/metrics")[1]
 
