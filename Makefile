@@ -3,7 +3,8 @@ PY      := .venv/bin/python
 STAMP   := .venv/.govhub-installed
 PYTEST_ARGS ?=
 
-.PHONY: help demo test unit integration lint format typecheck bench kafka-up kafka-down clean
+.PHONY: help demo test unit integration lint format typecheck bench bench-exchange \
+	bench-registry bench-connectors kafka-up kafka-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,8 +35,21 @@ format: $(STAMP)  ## apply ruff formatting and fixes
 typecheck: $(STAMP)  ## mypy (strict on hub/)
 	.venv/bin/mypy
 
-bench: $(STAMP)  ## exchange-path benchmark against a raw consume→produce loop
+bench: $(STAMP)  ## every benchmark (results in benchmarks/results/)
 	$(PY) benchmarks/exchange_vs_raw.py
+	$(PY) benchmarks/registry_vs_hello.py
+	$(PY) benchmarks/connectors_ingest.py
+	$(PY) benchmarks/connectors_postgres.py
+
+bench-exchange: $(STAMP)  ## router vs a raw consume→produce loop
+	$(PY) benchmarks/exchange_vs_raw.py
+
+bench-registry: $(STAMP)  ## cached registry reads and registrations vs aiohttp hello-world
+	$(PY) benchmarks/registry_vs_hello.py
+
+bench-connectors: $(STAMP)  ## HTTP, file and PostgreSQL ingest vs raw produce
+	$(PY) benchmarks/connectors_ingest.py
+	$(PY) benchmarks/connectors_postgres.py
 
 kafka-up: $(STAMP)  ## start the local single-node Kafka and leave it running
 	.venv/bin/govhub kafka up

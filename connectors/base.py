@@ -11,10 +11,20 @@ A **sink** (subscriber side, driven by the SDK) is in ``connectors/sinks/base.py
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hub.catalogue.model import Resource
+    from hub.registry.schemas import AvroCodec
+
+
+class PartyRows(Protocol):
+    """Party documents by id: a ``CompactedTable`` of ``_govhub.parties``, or a dict."""
+
+    def get(self, key: str, /) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +66,17 @@ class Source(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release the source; idempotent."""
+
+    def bind(  # noqa: B027 - optional hook, most sources need nothing
+        self,
+        resource: Resource,
+        codec: AvroCodec,
+        parties: PartyRows | None = None,
+        regions: Container[str] | None = None,
+    ) -> None:
+        """The runner hands over the resource it publishes, its schema codec, the live
+        parties table and the known region codes, for sources that check input up front
+        (e.g. to answer an HTTP caller at once)."""
 
     def lag(self) -> float | None:
         """How far behind the source the connector is (records or seconds; None: unknown)."""

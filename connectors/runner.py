@@ -60,16 +60,19 @@ class ConnectorRunner:
         except KeyError:
             raise ConfigError(f"resource {code!r} has no schema under {resource.subject}") from None
         kafka = self.spec.file.kafka
+        regions = PartyRegions(parties)
+        codec = registry.codec(latest.schema_id)
+        self.source.bind(resource, codec, parties, regions)
         return Publisher(
             connector=self.spec.name,
             bootstrap_servers=kafka.bootstrap_servers,
             topics=self.topics,
             resource=resource,
             schema_id=latest.schema_id,
-            codec=registry.codec(latest.schema_id),
+            codec=codec,
             checkpoints=checkpoints,
             client_config=kafka.client_config,
-            regions=PartyRegions(parties),
+            regions=regions,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

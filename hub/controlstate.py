@@ -127,8 +127,15 @@ class CompactedTable:
         return True
 
     # -- writes ----------------------------------------------------------------------------
-    def put(self, key: str, value: Mapping[str, Any] | None, timeout: float = 10.0) -> None:
-        """Write ``value`` (``None`` deletes) and wait until this table has read it back."""
+    def put(
+        self,
+        key: str,
+        value: Mapping[str, Any] | None,
+        timeout: float = 10.0,
+        read_back: bool = True,
+    ) -> None:
+        """Write ``value`` (``None`` deletes); return once Kafka acknowledged it and, with
+        ``read_back``, once this table has read it back (so a caller sees its own write)."""
         if self._producer is None:
             self._producer = kafka.producer(
                 self._bootstrap, f"govhub-control-{uuid.uuid4().hex[:8]}", self._client_config
@@ -147,7 +154,7 @@ class CompactedTable:
         if delivered["err"] is not None:
             raise ControlStateError(f"write to {self.topic} failed: {delivered['err']}")
         offset = int(delivered["offset"])
-        if not self.wait_for(lambda t: t._position > offset, timeout):
+        if read_back and not self.wait_for(lambda t: t._position > offset, timeout):
             raise ControlStateError(f"write to {self.topic} not read back within {timeout}s")
 
     # -- reader thread ---------------------------------------------------------------------

@@ -29,14 +29,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connectors.base import Source, SourceRecord
+from connectors.base import PartyRows, Source, SourceRecord
 from hub.catalogue.known_regions import PartyRegions
 from hub.catalogue.model import Resource
 from hub.catalogue.quality import check_record
@@ -124,12 +124,6 @@ class _Parsed:
     records: list[SourceRecord]
     results: list[dict[str, Any]]
     rejected: int = 0
-
-
-class PartyRows(Protocol):
-    """Party documents by id: a ``CompactedTable`` of ``_govhub.parties``, or a dict."""
-
-    def get(self, key: str, /) -> dict[str, Any] | None: ...
 
 
 @dataclass

@@ -69,9 +69,7 @@ class PartyRegions:
     once; lookups are one set probe.
     """
 
-    def __init__(
-        self, parties: CompactedTable, reference: RegionDirectory | None = None
-    ) -> None:
+    def __init__(self, parties: CompactedTable, reference: RegionDirectory | None = None) -> None:
         self._table = parties
         self._reference = frozenset(reference or ())
         self._codes: frozenset[str] = self._reference

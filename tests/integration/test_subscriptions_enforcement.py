@@ -21,7 +21,6 @@ from tests.integration.hubworld import HubWorld, hub_world
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture
 def world(kafka_bootstrap: str, tmp_path: Path) -> Iterator[HubWorld]:
     with hub_world(kafka_bootstrap, tmp_path) as w:
