@@ -55,6 +55,9 @@ class RouterConfig(_Frozen):
     transactional_id: str = Field(default="govhub-router-0", min_length=1)
     group_id: str = Field(default="govhub-router", min_length=1)
     consume_batch: int = Field(default=2000, ge=1, le=100_000)
+    max_transaction_records: int = Field(
+        default=20_000, ge=1, le=1_000_000, description="source records per transaction at most"
+    )
     transaction_interval_ms: int = Field(default=200, ge=10, le=60_000)
     max_frame_entries: int = Field(default=500, ge=1, le=100_000)
     max_frame_bytes: int = Field(default=512_000, ge=1024, le=900_000)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from connectors.base import Backpressure
-from connectors.sdk.errors import FrameRejected
+from connectors.sdk.errors import FrameRejected, KeyFetchError, SubscriptionRevoked
 from connectors.sdk.hubclient import HubClient
 from connectors.sinks.base import Cursor, DeliveredRecord, Sink
 from hub import kafka, metrics
@@ -35,6 +35,8 @@ from hub.delivery import delivery_partition
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
+
+KEY_FETCH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,29 @@ class SubscriberClient:
         def key_for(key_id: bytes) -> bytes:
             key = self._keys.get(key_id)
             if key is None:
-                key = self._hub.release_key(
-                    self._s.recipient, subscription, key_id, self._s.private_key, self._s.kem
-                )
+                key = self._fetch_key(subscription, key_id)
                 self._keys[key_id] = key
             return key
 
         return key_for
+
+    def _fetch_key(self, subscription: str, key_id: bytes) -> bytes:
+        """Key release with retries for transient failures (hub unreachable or still
+        catching up); a refusal (revoked, suspended, expired) is final at once."""
+        delay, attempt = 0.2, 1
+        while True:
+            try:
+                return self._hub.release_key(
+                    self._s.recipient, subscription, key_id, self._s.private_key, self._s.kem
+                )
+            except SubscriptionRevoked:
+                raise
+            except KeyFetchError as exc:
+                if attempt >= KEY_FETCH_ATTEMPTS:
+                    raise
+                log.warning("key fetch failed (attempt %d): %s; retrying", attempt, exc)
+                time.sleep(delay)
+                delay, attempt = min(delay * 2, 5.0), attempt + 1
 
     def run(self, stop: threading.Event, idle_timeout: float | None = None) -> None:
         """Consume until ``stop`` is set (or nothing arrived for ``idle_timeout`` seconds)."""

@@ -13,7 +13,7 @@ from aiohttp import web
 from hub import metrics
 from hub.api import catalogue_routes, party_routes, registry_routes, subscription_routes
 from hub.api.auth import TokenAuthenticator
-from hub.api.context import KMS_KEY, READY_KEY, STATE_KEY, json_response
+from hub.api.context import KMS_KEY, READY_KEY, STATE_KEY, in_thread, json_response
 from hub.api.security import AUTHENTICATOR_KEY, principal
 from hub.crypto.errors import CryptoError
 from hub.crypto.keyrelease import KemSuite, seal_key_for_recipient
@@ -23,6 +23,7 @@ from hub.state import ControlState
 
 log = logging.getLogger(__name__)
 
+KEY_WAIT_S = 3.0
 ROUTE_MODULES = (registry_routes, catalogue_routes, party_routes, subscription_routes)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,7 +91,13 @@ async def release_key(request: web.Request) -> web.Response:
             {"error": f"subscription {subscription_id} is {subscription.status.value} or expired"},
             403,
         )
-    row = state.keys.get(f"{party.id}/{key_id.hex()}")
+    key = f"{party.id}/{key_id.hex()}"
+    row = state.keys.get(key)
+    if row is None:
+        # The router commits a key with the first frames that use it; a subscriber may ask
+        # before this replica's keys table has read that commit: give it a moment.
+        await in_thread(state.keys.wait_for, lambda t: t.get(key) is not None, KEY_WAIT_S)
+        row = state.keys.get(key)
     if row is None:
         metrics.API_KEY_RELEASES.labels("unknown-key").inc()
         return json_response({"error": "no such key for this recipient"}, 404)

@@ -121,17 +121,34 @@ class RouterService:
             producer.init_transactions(30)
             consumer.subscribe([self._topics.source_pattern])
             self._ready.set()
-            interval = cfg.router.transaction_interval_ms / 1000
             while not stop.is_set():
                 self._refresh_policy()
-                messages = consumer.consume(cfg.router.consume_batch, interval)
-                records = [m for m in messages if self._usable(m)]
+                records = self._gather(consumer)
                 if records:
                     self._transact(consumer, producer, records)
         finally:
             self._ready.clear()
             consumer.close()
             producer.flush(10)
+
+    def _gather(self, consumer: Any) -> list[Message]:
+        """One transaction's input: consume until the transaction interval has passed or
+        ``max_transaction_records`` arrived. A transaction's commit costs two broker round
+        trips whatever its size, so a backlog is routed in large transactions while a
+        trickle still commits within the interval."""
+        rc = self._config.router
+        deadline = time.monotonic() + rc.transaction_interval_ms / 1000
+        records: list[Message] = []
+        while len(records) < rc.max_transaction_records:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            want = min(rc.consume_batch, rc.max_transaction_records - len(records))
+            messages = consumer.consume(want, remaining)
+            records.extend(m for m in messages if self._usable(m))
+            if len(messages) < want and records:
+                break  # caught up with the log: commit what there is now
+        return records
 
     @staticmethod
     def _usable(msg: Message) -> bool:

@@ -29,6 +29,7 @@ from tests.conformance.harness import (
 pytestmark = pytest.mark.integration
 
 BATCH = 20
+RESTART_ROWS = 4000
 
 
 def make_source(case: ConnectorCase, world: World, name: str = "cf-source") -> Source:
@@ -151,7 +152,8 @@ async def test_at_least_once_through_a_broker_restart(
     case: ConnectorCase, restart_world: World, private_kafka: LocalKafka
 ) -> None:
     world = restart_world
-    rows = conformance_rows(400)
+    # Enough rows that the restart lands mid-stream however fast the connector is.
+    rows = conformance_rows(RESTART_ROWS)
     watcher = TopicWatcher(world.bootstrap, world.source_topic)
     try:
         async with feeding(case, world, rows) as feeder:
@@ -178,7 +180,7 @@ async def test_at_least_once_through_a_broker_restart(
 
 
 def test_kill_9_mid_stream_then_restart(case: ConnectorCase, world: World) -> None:
-    rows = conformance_rows(1500)
+    rows = conformance_rows(RESTART_ROWS)
     config = world.connector_file(case, "cf-kill", BATCH)
     process = ConnectorProcess(config, world.env.tmp / "connector.log")
     watcher = TopicWatcher(world.bootstrap, world.source_topic)
