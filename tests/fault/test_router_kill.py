@@ -51,7 +51,10 @@ def start_router(world: HubWorld) -> subprocess.Popen[bytes]:
     # killed one's open transaction, which the broker then aborts.
     # Small transactions, so a kill lands between and inside many of them.
     config = Path(cfg.state_dir) / "router.toml"
-    config.write_text("[router]\nconsume_batch = 100\ntransaction_interval_ms = 50\n")
+    config.write_text(
+        "[router]\nconsume_batch = 100\nmax_transaction_records = 100\n"
+        "transaction_interval_ms = 50\n"
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve", "--roles", "router", "--config", str(config)],
         env={
