@@ -9,6 +9,7 @@ token (the stored hash changed), an expired token or a suspended party is refuse
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import threading
@@ -107,8 +108,17 @@ def _bearer(authorization: str | None) -> str:
         raise AuthError(401, "missing bearer token (Authorization: Bearer <token>)")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() == "basic" and token:
+        # Stock clients (e.g. Confluent's schema registry client) send HTTP Basic:
+        # the user is the party id, the password its token.
+        try:
+            _, _, token = base64.b64decode(token, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise AuthError(401, "malformed Basic credentials") from None
+    elif scheme.lower() != "bearer" or not token:
         raise AuthError(401, "the Authorization header must be 'Bearer <token>'")
+    if not token:
+        raise AuthError(401, "empty token")
     if len(token) > MAX_TOKEN_LEN:
         raise AuthError(401, "unknown token")
     return token

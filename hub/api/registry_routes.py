@@ -12,10 +12,13 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 
 from hub.api.context import STATE_KEY, in_thread
-from hub.registry.errors import RegistryError, SchemaNotFound
+from hub.api.security import principal
+from hub.parties.model import Role
+from hub.registry.errors import Forbidden, RegistryError, SchemaNotFound, Unauthenticated
 from hub.registry.store import SchemaRegistry
 from hub.registry.wire import (
     CONTENT_TYPE,
@@ -46,12 +49,45 @@ def _schema_id(request: web.Request) -> int:
         raise SchemaNotFound(f"Schema {request.match_info['id']} not found") from None
 
 
-def confluent(handler: Handler) -> Handler:
-    """Every failure as ``{"error_code", "message"}``; bad input never becomes a 500."""
+async def _authorize(request: web.Request, write: bool) -> None:
+    """Reads need an authenticated party; writes a system admin, or a publisher for the
+    source subjects of its own department (``govhub.src.<dept>.*``)."""
+    try:
+        who = await principal(request)
+    except web.HTTPException as exc:
+        error_type = Unauthenticated if exc.status == 401 else Forbidden
+        raise error_type(_message(exc)) from None
+    if not write or who.has(Role.SYSTEM_ADMIN):
+        return
+    subject = request.match_info.get("subject")
+    department = who.party.department or who.party.id
+    if (
+        subject is not None
+        and who.has(Role.PUBLISHER)
+        and subject.startswith(f"govhub.src.{department}.")
+    ):
+        return
+    raise Forbidden(
+        f"party {who.id} may not change "
+        + (f"subject {subject}" if subject else "the global configuration"),
+    )
+
+
+def _message(exc: web.HTTPException) -> str:
+    try:
+        return str(orjson.loads(exc.text or "{}").get("error") or exc.reason)
+    except orjson.JSONDecodeError:
+        return exc.reason
+
+
+def confluent(handler: Handler, write: bool = False) -> Handler:
+    """Authorise, then answer every failure as ``{"error_code", "message"}``; bad input
+    never becomes a 500."""
 
     @functools.wraps(handler)
     async def answer(request: web.Request) -> web.StreamResponse:
         try:
+            await _authorize(request, write)
             return await handler(request)
         except RegistryError as exc:
             return error(exc.status, exc.code, exc.message)
@@ -228,12 +264,14 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("DELETE", "/config/{subject}", delete_config),
 )
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
+WRITES = frozenset({register, delete_subject, delete_version, put_config, delete_config})
 
 
 def setup_routes(app: web.Application) -> None:
     allowed: dict[str, set[str]] = {}
     for method, path, handler in ROUTES:
-        app.router.add_route(method, BASE_PATH + path, confluent(handler))
+        write = handler in WRITES
+        app.router.add_route(method, BASE_PATH + path, confluent(handler, write))
         allowed.setdefault(path, set()).add(method)
     for path, methods in allowed.items():
         for method in METHODS - methods:

@@ -101,3 +101,11 @@ class RegistryUnavailable(RegistryError):
     """The registry log could not be written or read back in time."""
 
     status, code = 500, 50001
+
+
+class Unauthenticated(RegistryError):
+    status, code = 401, 40101
+
+
+class Forbidden(RegistryError):
+    status, code = 403, 40301

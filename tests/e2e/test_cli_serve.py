@@ -16,6 +16,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from hub.config import isolated_config
+from tests.integration.test_registry_support import provision_admin
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -62,9 +65,10 @@ def serving(hub_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], st
         proc.wait(30)
 
 
-def get(url: str) -> tuple[int, bytes]:
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        request = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -93,8 +97,20 @@ def test_api_serves_health_registry_and_metrics(serving, hub_env) -> None:  # ty
         time.sleep(0.2)
     assert orjson.loads(get(base + "/readyz")[1]) == {"status": "ready"}
     registry = base + "/registry"
-    assert get(registry + "/subjects") == (200, b"[]")
-    status, body = get(registry + "/schemas/ids/42")
+    assert get(registry + "/subjects")[0] == 401  # the registry needs a party's token
+    token = provision_admin(
+        isolated_config(
+            hub_env["KAFKA_BOOTSTRAP_SERVERS"],
+            hub_env["GOVHUB_TOPIC_PREFIX"],
+            Path(hub_env["GOVHUB_STATE_DIR"]),
+        )
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 10
+    while get(registry + "/subjects", auth)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the api reads the new party within moments
+    assert get(registry + "/subjects", auth) == (200, b"[]")
+    status, body = get(registry + "/schemas/ids/42", auth)
     assert status == 404 and orjson.loads(body)["error_code"] == 40403
     request = urllib.request.Request(
         registry + "/subjects/demo-value/versions",
@@ -102,11 +118,11 @@ def test_api_serves_health_registry_and_metrics(serving, hub_env) -> None:  # ty
             {"schema": '{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}'}
         ),
         method="POST",
-        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json", **auth},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         schema_id = orjson.loads(response.read())["id"]
-    status, body = get(registry + "/subjects/demo-value/versions/latest")
+    status, body = get(registry + "/subjects/demo-value/versions/latest", auth)
     assert status == 200 and orjson.loads(body)["id"] == schema_id
     assert b"govhub_api_requests_total" in get(base + "/metrics")[1]
 

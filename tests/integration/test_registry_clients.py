@@ -12,7 +12,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from tests.integration.test_registry_support import api_hub, record
+from tests.integration.test_registry_support import ADMIN, TOKENS, api_hub, basic_auth, record
 from tests.kafka_fixtures import TopicFactory
 
 OPTIONAL_INT = {"type": "int", "default": 0}
@@ -32,7 +32,12 @@ def client(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SchemaRegistryClient]:
     with api_hub(kafka_bootstrap, tmp_path_factory.mktemp("registry-clients")) as runtime:
-        yield SchemaRegistryClient({"url": runtime.api_url + "/registry"})
+        yield SchemaRegistryClient(
+            {
+                "url": runtime.api_url + "/registry",
+                "basic.auth.user.info": basic_auth(TOKENS[ADMIN]),
+            }
+        )
 
 
 def avro(schema: str) -> Schema:

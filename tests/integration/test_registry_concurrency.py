@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
+from hub.config import isolated_config
 from hub.registry.identity import identify
-from tests.integration.test_registry_support import call, record
+from tests.integration.test_registry_support import call, provision_admin, record
 
 SUBJECT = "shared-value"
 OPTIONAL = {"type": "string", "default": ""}
@@ -43,11 +44,10 @@ class ApiProcesses:
     def __init__(self, bootstrap: str, tmp: Path) -> None:
         self.tmp = tmp
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVHUB_", "KAFKA_"))}
-        self.env.update(
-            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-            GOVHUB_TOPIC_PREFIX=f"race{uuid.uuid4().hex[:8]}.",
-        )
+        prefix = f"race{uuid.uuid4().hex[:8]}."
+        self.env.update(KAFKA_BOOTSTRAP_SERVERS=bootstrap, GOVHUB_TOPIC_PREFIX=prefix)
         self.running: list[subprocess.Popen[bytes]] = []
+        provision_admin(isolated_config(bootstrap, prefix, tmp / "admin"))
 
     def start(self, name: str) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
