@@ -55,6 +55,12 @@ class RouterConfig(_Frozen):
     transactional_id: str = Field(default="govhub-router-0", min_length=1)
     group_id: str = Field(default="govhub-router", min_length=1)
     consume_batch: int = Field(default=2000, ge=1, le=100_000)
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        le=300_000,
+        description="how soon the group reassigns a dead router's partitions",
+    )
     max_transaction_records: int = Field(
         default=20_000, ge=1, le=1_000_000, description="source records per transaction at most"
     )

@@ -106,6 +106,7 @@ class RouterService:
             "govhub-router",
             cfg.kafka.client_config,
             topic_metadata_refresh_interval_ms=1000,
+            session_timeout_ms=cfg.router.session_timeout_ms,
         )
         producer = kafka.producer(
             cfg.kafka.bootstrap_servers,
