@@ -53,6 +53,7 @@ class CompactedTable:
         self._listeners: list[Listener] = []
         self._thread: threading.Thread | None = None
         self._producer: Any = None
+        self._watermarks: Any = None
         self._error: BaseException | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -76,6 +77,9 @@ class CompactedTable:
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
+        if self._watermarks is not None:
+            self._watermarks.close()
+            self._watermarks = None
 
     def __enter__(self) -> CompactedTable:
         self.start()
@@ -125,6 +129,21 @@ class CompactedTable:
                     return False
                 self._lock.wait(min(remaining, 0.1))
         return True
+
+    def catch_up(self, timeout: float = 5.0) -> bool:
+        """Wait until this table has read everything written to its topic before the call
+        (read-your-writes across processes); False on timeout."""
+        if self._watermarks is None:
+            self._watermarks = kafka.consumer(
+                self._bootstrap,
+                f"govhub-watermarks-{uuid.uuid4().hex}",
+                f"govhub-watermarks-{self.topic}",
+                self._client_config,
+            )
+        _, high = self._watermarks.get_watermark_offsets(
+            TopicPartition(self.topic, 0), timeout=timeout, cached=False
+        )
+        return self.wait_for(lambda t: t._position >= high, timeout)
 
     # -- writes ----------------------------------------------------------------------------
     def put(

@@ -57,6 +57,12 @@ class ControlState:
         for table in self.tables:
             table.stop()
 
+    def catch_up_policy(self, timeout: float = 5.0) -> bool:
+        """Read every catalogue, party and subscription change written before this call."""
+        return all(
+            table.catch_up(timeout) for table in (self.catalogue, self.parties, self.subscriptions)
+        )
+
     @property
     def generation(self) -> int:
         return self._generation

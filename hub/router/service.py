@@ -123,8 +123,13 @@ class RouterService:
             consumer.subscribe([self._topics.source_pattern])
             self._ready.set()
             while not stop.is_set():
-                self._refresh_policy()
                 records = self._gather(consumer)
+                # Policy is brought up to date after gathering: a grant written before a
+                # record was published applies to it even when another process wrote it,
+                # and a revocation takes effect with the next batch at the latest.
+                if records and not self._state.catch_up_policy():
+                    log.warning("control state did not catch up; routing with what is loaded")
+                self._refresh_policy()
                 if records:
                     self._transact(consumer, producer, records)
         finally:
