@@ -90,6 +90,11 @@ async def principal(request: web.Request) -> Principal:
         return request[_PRINCIPAL]
     authenticator = request.app[AUTHENTICATOR_KEY]
     authorization = request.headers.get("Authorization")
+    fast = authenticator.authenticate_cached(authorization) if authorization else None
+    if fast is not None:
+        found = Principal(fast)
+        request[_PRINCIPAL] = found
+        return found
     subject = None if authorization else _certificate_subject(request)
     loop = asyncio.get_running_loop()
     try:
