@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -73,3 +75,53 @@ def client_from_args(args: argparse.Namespace) -> ApiClient:
     url = args.api_url or os.environ.get("GOVHUB_API_URL") or DEFAULT_API_URL
     token = args.token or os.environ.get("GOVHUB_TOKEN")
     return ApiClient(url, token)
+
+
+# -- shared CLI plumbing of the commands that talk to the api ------------------------------
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+Handler = Callable[[argparse.Namespace, ApiClient], int]
+
+
+class CommandError(Exception):
+    """A problem on the caller's side (an argument, a file), reported in one line."""
+
+
+def guarded(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """Errors become one line ``govhub: error: ...`` on stderr and exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args, client_from_args(args))
+        except (ApiError, CommandError) as exc:
+            print(f"govhub: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+
+    run.__name__ = handler.__name__
+    return run
+
+
+def add_action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    handler: Handler,
+) -> argparse.ArgumentParser:
+    """One ``govhub <command> <action>`` with the api client options and ``--json``."""
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name, help=help_text, description=help_text
+    )
+    add_client_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the api's JSON answer")
+    parser.set_defaults(func=guarded(handler))
+    return parser
+
+
+def print_answer(args: argparse.Namespace, answer: Any, text: Callable[[Any], str]) -> int:
+    """The api's answer as JSON with ``--json``, else as ``text(answer)``."""
+    if args.json:
+        sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(text(answer))
+    return EXIT_OK

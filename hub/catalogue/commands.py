@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from hub.apiclient import ApiClient, ApiError, add_client_arguments, client_from_args
+from hub.apiclient import (
+    ApiClient,
+    CommandError,
+)
+from hub.apiclient import add_action as _action
+from hub.apiclient import print_answer as _print
 from hub.catalogue.render import resource_detail, resource_table
 from hub.catalogue.samples import load_sample, schemas_dir
 
-EXIT_OK = 0
-EXIT_ERROR = 2
 BASE = "/v1/catalog/resources"
-
-Handler = Callable[[argparse.Namespace, ApiClient], int]
-
-
-class CommandError(Exception):
-    """A problem on the caller's side (a file, an argument), reported in one line."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,19 +52,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     deprecate.add_argument("--reason", required=True, help="why (kept in the entry)")
 
 
-def _action(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    handler: Handler,
-) -> argparse.ArgumentParser:
-    parser = actions.add_parser(name, help=help_text, description=help_text)
-    add_client_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the api's JSON answer")
-    parser.set_defaults(func=_guarded(handler))
-    return parser
-
-
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--department", help="provider department code")
     parser.add_argument("--tag", help="personal-data tag: id_card, name, ... or 身份证号, ...")
@@ -77,28 +59,6 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--share", help="unconditional|conditional|not_shared or 无条件共享/...")
     parser.add_argument("--status", help="active|deprecated")
     parser.add_argument("--limit", type=int, default=100)
-
-
-def _guarded(handler: Handler) -> Callable[[argparse.Namespace], int]:
-    """Errors become one line ``govhub: error: ...`` on stderr and exit code 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args, client_from_args(args))
-        except (ApiError, CommandError) as exc:
-            print(f"govhub: error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-
-    run.__name__ = handler.__name__
-    return run
-
-
-def _print(args: argparse.Namespace, answer: Any, text: Callable[[Any], str]) -> int:
-    if args.json:
-        sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print(text(answer))
-    return EXIT_OK
 
 
 # -- actions ------------------------------------------------------------------------------

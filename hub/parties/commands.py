@@ -9,24 +9,21 @@ import base64
 import os
 import sys
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from hub.apiclient import ApiClient, ApiError, add_client_arguments, client_from_args
+from hub.apiclient import (
+    EXIT_ERROR,
+    EXIT_OK,
+    ApiClient,
+    CommandError,
+    Handler,
+)
+from hub.apiclient import add_action as _action
+from hub.apiclient import print_answer as _print
 from hub.parties.requests import DEFAULT_TOKEN_TTL_DAYS
 
-EXIT_OK = 0
-EXIT_ERROR = 2
 BASE = "/v1/parties"
-
-Handler = Callable[[argparse.Namespace, ApiClient], int]
-
-
-class CommandError(Exception):
-    """A problem on the caller's side (a file, an argument), reported in one line."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,43 +99,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     boot.add_argument("--region", required=True, help="12-digit region code of the hub's owner")
     boot.add_argument("--token-ttl-days", type=int, default=DEFAULT_TOKEN_TTL_DAYS)
     boot.set_defaults(func=run_bootstrap)
-
-
-def _action(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    handler: Handler,
-) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name, help=help_text, description=help_text
-    )
-    add_client_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the api's JSON answer")
-    parser.set_defaults(func=_guarded(handler))
-    return parser
-
-
-def _guarded(handler: Handler) -> Callable[[argparse.Namespace], int]:
-    """Errors become one line ``govhub: error: ...`` on stderr and exit code 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args, client_from_args(args))
-        except (ApiError, CommandError) as exc:
-            print(f"govhub: error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-
-    run.__name__ = handler.__name__
-    return run
-
-
-def _print(args: argparse.Namespace, answer: Any, text: Callable[[Any], str]) -> int:
-    if args.json:
-        sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print(text(answer))
-    return EXIT_OK
 
 
 def _path(party_id: str, tail: str = "") -> str:

@@ -11,27 +11,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import sys
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from hub.apiclient import ApiClient, ApiError, add_client_arguments, client_from_args
+from hub.apiclient import (
+    ApiClient,
+    CommandError,
+)
+from hub.apiclient import add_action as _action
+from hub.apiclient import print_answer as _print
 
-EXIT_OK = 0
-EXIT_ERROR = 2
 BASE = "/v1/subscriptions"
 SET_OPS = ("in", "not_in")
 POLICY_KEYS = ("fields", "masking", "filters", "unmasked", "rate_limit_per_s")
-
-Handler = Callable[[argparse.Namespace, ApiClient], int]
-
-
-class CommandError(Exception):
-    """A problem on the caller's side (an argument, a file), reported in one line."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,43 +78,6 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter", action="append", default=[], metavar="FIELD:OP:VALUE")
     parser.add_argument("--rate-limit", type=int, help="records per second")
     parser.add_argument("--policy", type=Path, help="the whole policy as a JSON file")
-
-
-def _action(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    handler: Handler,
-) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name, help=help_text, description=help_text
-    )
-    add_client_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the api's JSON answer")
-    parser.set_defaults(func=_guarded(handler))
-    return parser
-
-
-def _guarded(handler: Handler) -> Callable[[argparse.Namespace], int]:
-    """Errors become one line ``govhub: error: ...`` on stderr and exit code 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args, client_from_args(args))
-        except (ApiError, CommandError) as exc:
-            print(f"govhub: error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-
-    run.__name__ = handler.__name__
-    return run
-
-
-def _print(args: argparse.Namespace, answer: Any, text: Callable[[Any], str]) -> int:
-    if args.json:
-        sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print(text(answer))
-    return EXIT_OK
 
 
 def _path(sub_id: str, tail: str = "") -> str:
