@@ -31,7 +31,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import pstats
 import shutil
 import subprocess
@@ -46,6 +45,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 from connectors.base import Source, SourceRecord
 from connectors.registry import default_registry
@@ -79,14 +79,6 @@ COLUMNS = {
     "家庭住址": "address",
 }
 TYPES = {"household_size": "int", "amount": "decimal", "approved_on": "date"}
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def rows(count: int, start: int = 0) -> Iterator[dict[str, Any]]:

@@ -21,7 +21,6 @@ import asyncio
 import datetime
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.pg_fixtures when run as a script
 
 import asyncpg  # noqa: E402
+from machine import cpu_model  # noqa: E402 - benchmarks/machine.py, next to the script
 
 from connectors import builtin_postgres  # noqa: E402
 from connectors.base import Source, SourceRecord  # noqa: E402
@@ -63,16 +63,6 @@ FIELDS = (
     "category",
     "address",
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class TimedSource(Source):

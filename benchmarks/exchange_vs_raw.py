@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from confluent_kafka import TopicPartition
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 from hub import kafka
 from hub.catalogue.samples import load_sample
@@ -33,16 +33,6 @@ from hub.subscriptions.model import Subscription
 from hub.topics import ensure_topics
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def preload(bootstrap: str, topic: str, schema_id: int, codec, rows, count: int) -> None:  # type: ignore[no-untyped-def]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -38,6 +37,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 RESULTS = Path(__file__).parent / "results"
 SERVER_CPU, LOAD_CPU = 0, 1
@@ -148,16 +149,6 @@ def wrk(
     )
     errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
     return {"requests_per_s": round(rate), "errors": errors}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

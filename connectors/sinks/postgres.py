@@ -39,7 +39,7 @@ from connectors.base import Backpressure
 from connectors.sinks import pgsql
 from connectors.sinks.base import Cursor, DeliveredRecord, Sink, dumps
 from connectors.sinks.state import SinkStateError
-from connectors.sources.postgres import quote_table, require_asyncpg
+from connectors.sources.postgres import connection_errors, quote_table, require_asyncpg
 from hub.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -162,16 +162,7 @@ class PostgresSink(Sink):
     # -- connection --------------------------------------------------------------------
 
     def _connection_errors(self) -> tuple[type[BaseException], ...]:
-        pg = self._pg
-        return (
-            OSError,
-            TimeoutError,
-            pg.PostgresConnectionError,
-            pg.InterfaceError,
-            pg.exceptions.CannotConnectNowError,
-            pg.exceptions.AdminShutdownError,
-            pg.exceptions.CrashShutdownError,
-        )
+        return connection_errors(self._pg)
 
     async def _connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():

@@ -61,6 +61,19 @@ def require_asyncpg(what: str) -> ModuleType:
     return module
 
 
+def connection_errors(pg: ModuleType) -> tuple[type[BaseException], ...]:
+    """The errors after which a PostgreSQL connection is worth re-opening."""
+    return (
+        OSError,
+        TimeoutError,
+        pg.PostgresConnectionError,
+        pg.InterfaceError,
+        pg.exceptions.CannotConnectNowError,
+        pg.exceptions.AdminShutdownError,
+        pg.exceptions.CrashShutdownError,
+    )
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -429,16 +442,7 @@ class PostgresSource(Source):
     # -- connection --------------------------------------------------------------------
 
     def _connection_errors(self) -> tuple[type[BaseException], ...]:
-        pg = self._pg
-        return (
-            OSError,
-            TimeoutError,
-            pg.PostgresConnectionError,
-            pg.InterfaceError,
-            pg.exceptions.CannotConnectNowError,
-            pg.exceptions.AdminShutdownError,
-            pg.exceptions.CrashShutdownError,
-        )
+        return connection_errors(self._pg)
 
     async def _retrying(self, call: Any) -> Any:
         """Run ``call`` on a live connection, reconnecting with backoff when the link drops."""
