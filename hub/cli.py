@@ -56,6 +56,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from connectors.commands import register as register_connector
+    from hub.bench import register as register_bench
     from hub.catalogue.commands import register as register_catalogue
     from hub.localkafka.commands import register as register_kafka
     from hub.parties.commands import register as register_party
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_catalogue(sub)
     register_party(sub)
     register_subscription(sub)
+    register_bench(sub)
 
     serve = sub.add_parser("serve", help="run hub roles in this process")
     serve.add_argument("--roles", default="api,router", help="comma-separated: api,router")

@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(Exception):
@@ -69,6 +76,76 @@ class RouterConfig(_Frozen):
     max_frame_bytes: int = Field(default=512_000, ge=1024, le=900_000)
     key_lifetime_s: int = Field(default=86_400, ge=60)
     suite: Literal["AES-256-GCM", "SM4-GCM"] = "AES-256-GCM"
+    exactly_once: bool = Field(
+        default=True,
+        description="Kafka transactions (false: at-least-once, offsets committed after the "
+        "frames are acknowledged; a crash may deliver a frame twice)",
+    )
+
+
+class GatewayConfig(_Frozen):
+    """The ``gateway`` role: streams delivery frames to subscribers over HTTP."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8490, ge=0, le=65535, description="0: any free port")
+    advertised_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/.*)?$",
+        description="URL other gateways redirect this instance's subscribers to "
+        "(default: http(s)://host:port as bound)",
+    )
+    group_id: str = Field(
+        default="govhub-gateway", min_length=1, description="consumer group sharing partitions"
+    )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        le=300_000,
+        description="how soon the group reassigns a dead gateway's partitions",
+    )
+    max_subscribers: int = Field(default=20_000, ge=1, le=1_000_000)
+    client_buffer_bytes: int = Field(
+        default=1_048_576,
+        ge=65_536,
+        le=268_435_456,
+        description="frame bytes queued for one subscriber before it is disconnected "
+        "(or, when paced by its rate limit, sent back to catch-up)",
+    )
+    catchup_batch: int = Field(default=2000, ge=1, le=100_000)
+    catchup_fetch_bytes: int = Field(
+        default=8_388_608, ge=65_536, le=268_435_456, description="fetch buffer of a catch-up read"
+    )
+    live_fetch_wait_ms: int = Field(
+        default=10, ge=1, le=500, description="broker wait for new frames (latency vs. requests)"
+    )
+    heartbeat_s: float = Field(default=15.0, gt=0, le=300, description="keep-alive interval")
+    position_interval_s: float = Field(
+        default=5.0, gt=0, le=300, description="how often an idle subscriber's cursor advances"
+    )
+    poll_wait_max_s: float = Field(default=30.0, gt=0, le=300, description="long-poll wait cap")
+    poll_linger_s: float = Field(
+        default=30.0, gt=0, le=600, description="a long-poll session is kept between polls"
+    )
+    borrow_idle_s: float = Field(
+        default=30.0, gt=0, le=3600, description="unowned partitions stop being read when unused"
+    )
+    directory_heartbeat_s: float = Field(default=2.0, gt=0, le=60)
+    redirect: bool = Field(default=True, description="send subscribers to their partition's owner")
+    ticket_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="resume ticket lifetime")
+    auth_threads: int = Field(default=2, ge=1, le=64, description="threads for token hashing")
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA of client certificates (mTLS, optional per subscriber)"
+    )
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> GatewayConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
 
 
 class CryptoConfig(_Frozen):
@@ -89,6 +166,7 @@ class HubConfig(_Frozen):
     kafka: KafkaConfig
     api: ApiConfig = ApiConfig()
     router: RouterConfig = RouterConfig()
+    gateway: GatewayConfig = GatewayConfig()
     crypto: CryptoConfig
     metrics: MetricsConfig = MetricsConfig()
     state_dir: Path = Path(".govhub")
@@ -112,6 +190,9 @@ _ENV_KEYS = {
     "GOVHUB_METRICS_PORT": "metrics.port",
     "GOVHUB_ROUTER_TRANSACTIONAL_ID": "router.transactional_id",
     "GOVHUB_ROUTER_GROUP_ID": "router.group_id",
+    "GOVHUB_GATEWAY_PORT": "gateway.port",
+    "GOVHUB_GATEWAY_ADVERTISED_URL": "gateway.advertised_url",
+    "GOVHUB_GATEWAY_GROUP_ID": "gateway.group_id",
 }
 
 
@@ -153,6 +234,7 @@ def load_config(
     router = tree.setdefault("router", {})
     router.setdefault("group_id", f"{prefix}govhub-router")
     router.setdefault("transactional_id", f"{prefix}govhub-router-0")
+    tree.setdefault("gateway", {}).setdefault("group_id", f"{prefix}govhub-gateway")
     state_dir = Path(tree.get("state_dir", ".govhub"))
     tree.setdefault("crypto", {}).setdefault("kek_file", str(state_dir / "kek.key"))
     if "kafka" not in tree or "bootstrap_servers" not in tree["kafka"]:
@@ -180,6 +262,8 @@ def isolated_config(
         "router.transactional_id": f"{topic_prefix}router",
         "router.group_id": f"{topic_prefix}router",
         "metrics.port": 0,
+        "gateway.port": 0,
+        "gateway.group_id": f"{topic_prefix}gateway",
     }
     base.update(overrides)
     return load_config(env={}, overrides=base)

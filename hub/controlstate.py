@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -155,25 +155,50 @@ class CompactedTable:
     ) -> None:
         """Write ``value`` (``None`` deletes); return once Kafka acknowledged it and, with
         ``read_back``, once this table has read it back (so a caller sees its own write)."""
+        self.put_many([(key, value)], timeout, read_back)
+
+    def put_many(
+        self,
+        items: Iterable[tuple[str, Mapping[str, Any] | None]],
+        timeout: float = 30.0,
+        read_back: bool = True,
+    ) -> None:
+        """Write several rows with one flush (bulk provisioning); same guarantees as
+        :meth:`put` for every row: all acknowledged, and read back when asked."""
         if self._producer is None:
             self._producer = kafka.producer(
                 self._bootstrap, f"govhub-control-{uuid.uuid4().hex[:8]}", self._client_config
             )
-        delivered: dict[str, Any] = {}
+        errors: list[KafkaError] = []
+        offsets: list[int] = []
 
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
-            delivered["err"] = err
-            delivered["offset"] = None if err else msg.offset()
+            if err is not None:
+                errors.append(err)
+            else:
+                offsets.append(msg.offset())
 
-        payload = None if value is None else orjson.dumps(dict(value))
-        self._producer.produce(self.topic, key=key.encode(), value=payload, on_delivery=on_delivery)
+        sent = 0
+        for key, value in items:
+            payload = None if value is None else orjson.dumps(dict(value))
+            while True:
+                try:
+                    self._producer.produce(
+                        self.topic, key=key.encode(), value=payload, on_delivery=on_delivery
+                    )
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+            sent += 1
         self._producer.flush(timeout)
-        if "err" not in delivered:
+        if errors:
+            raise ControlStateError(f"write to {self.topic} failed: {errors[0]}")
+        if len(offsets) < sent:
             raise ControlStateError(f"write to {self.topic} not acknowledged within {timeout}s")
-        if delivered["err"] is not None:
-            raise ControlStateError(f"write to {self.topic} failed: {delivered['err']}")
-        offset = int(delivered["offset"])
-        if read_back and not self.wait_for(lambda t: t._position > offset, timeout):
+        if not offsets:
+            return
+        last = max(offsets)
+        if read_back and not self.wait_for(lambda t: t._position > last, timeout):
             raise ControlStateError(f"write to {self.topic} not read back within {timeout}s")
 
     # -- reader thread ---------------------------------------------------------------------

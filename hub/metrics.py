@@ -63,6 +63,31 @@ ROUTER_ROUTE_LATENCY = Histogram(
 ROUTER_ROUTING_TABLES = Gauge(
     "govhub_router_routes", "Active routes in the compiled routing tables", ["resource"]
 )
+ROUTER_STAGE_SECONDS = Counter(
+    "govhub_router_stage_seconds_total",
+    "Router time by stage: consume, policy (catch-up and compile), route (headers, "
+    "routing, decode/splice, projection and masking, entry encoding), encrypt, produce, "
+    "commit",
+    ["stage"],
+)
+ROUTER_BATCH_RECORDS = Histogram(
+    "govhub_router_transaction_records",
+    "Source records per router transaction",
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000),
+)
+ROUTER_LAG = Gauge(
+    "govhub_router_lag_records",
+    "Source records not yet routed (high watermark minus position), by source topic",
+    ["topic"],
+)
+ROUTER_KEY_ROTATIONS = Counter(
+    "govhub_router_key_rotations_total",
+    "Recipient data keys retired early, by cause (policy change)",
+    ["cause"],
+)
+ROUTER_AUDIT_RECORDS = Counter(
+    "govhub_router_audit_records_total", "Delivery audit records written with the frames"
+)
 
 # -- connectors ------------------------------------------------------------------------------
 CONNECTOR_RECORDS_READ = Counter(
@@ -99,6 +124,75 @@ API_REQUESTS = Counter(
 )
 API_KEY_RELEASES = Counter(
     "govhub_api_key_releases_total", "Data-key release requests", ["outcome"]
+)
+
+# -- gateway ---------------------------------------------------------------------------------
+GATEWAY_SUBSCRIBERS = Gauge(
+    "govhub_gateway_subscribers",
+    "Subscriber streams held by this gateway (long-poll: between polls too)",
+    ["tier", "protocol"],
+)
+GATEWAY_FRAMES_SENT = Counter(
+    "govhub_gateway_frames_sent_total", "Delivery frames sent to subscribers", ["tier", "protocol"]
+)
+GATEWAY_RECORDS_SENT = Counter(
+    "govhub_gateway_records_sent_total",
+    "Records sent to subscribers (entries of the frames sent)",
+    ["tier"],
+)
+GATEWAY_BYTES_SENT = Counter(
+    "govhub_gateway_bytes_sent_total",
+    "Bytes written to subscriber connections (encoded events)",
+    ["tier", "protocol"],
+)
+GATEWAY_LAG_SECONDS = Gauge(
+    "govhub_gateway_subscriber_lag_seconds",
+    "Age of the oldest frame a subscriber has not been sent yet, over the tier's subscribers",
+    ["tier", "stat"],
+)
+GATEWAY_LAG_FRAMES = Gauge(
+    "govhub_gateway_subscriber_lag_frames",
+    "Frames queued for a subscriber and not sent yet, over the tier's subscribers",
+    ["tier", "stat"],
+)
+GATEWAY_DISCONNECTS = Counter(
+    "govhub_gateway_disconnects_total", "Subscriber streams ended, by reason", ["reason"]
+)
+GATEWAY_CATCHUP_SCANS = Counter(
+    "govhub_gateway_catchup_scans_total",
+    "Catch-up scans started (one reads a partition range for every stream behind the tail)",
+)
+GATEWAY_CATCHUP_READS = Counter(
+    "govhub_gateway_catchup_frames_read_total", "Frames read by catch-up scans"
+)
+GATEWAY_LIVE_READS = Counter(
+    "govhub_gateway_live_frames_read_total", "Frames read by the live tail consumer"
+)
+GATEWAY_THROTTLED_SECONDS = Counter(
+    "govhub_gateway_throttled_seconds_total",
+    "Time streams waited to respect their subscription's rate_limit_per_s",
+    ["tier"],
+)
+GATEWAY_CONNECTS = Counter(
+    "govhub_gateway_connects_total",
+    "Stream requests by outcome (served, redirected, refused with the reason)",
+    ["outcome"],
+)
+GATEWAY_OWNED_PARTITIONS = Gauge(
+    "govhub_gateway_owned_partitions", "Delivery partitions this gateway owns in its group"
+)
+GATEWAY_READ_PARTITIONS = Gauge(
+    "govhub_gateway_tail_partitions", "Delivery partitions this gateway tails (owned or borrowed)"
+)
+GATEWAY_FRAME_LATENCY = Histogram(
+    "govhub_gateway_frame_latency_seconds",
+    "Time from the frame's write into the delivery topic to its send to the subscriber",
+    ["tier"],
+    buckets=LATENCY_BUCKETS,
+)
+GATEWAY_INVALID_FRAMES = Counter(
+    "govhub_gateway_invalid_frames_total",
+    "Delivery-topic records that are not frames (skipped, never sent)",
 )
 
 # -- subscriber SDK --------------------------------------------------------------------------

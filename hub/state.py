@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -109,6 +109,13 @@ class ControlState:
 
     def put_subscription(self, subscription: Subscription) -> None:
         self.subscriptions.put(subscription.id, subscription.model_dump(mode="json"))
+
+    def put_parties(self, parties: Iterable[Party]) -> None:
+        """Bulk provisioning: one flush for all rows."""
+        self.parties.put_many((p.id, p.model_dump(mode="json")) for p in parties)
+
+    def put_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        self.subscriptions.put_many((s.id, s.model_dump(mode="json")) for s in subscriptions)
 
 
 def _parse(row: dict[str, Any], model: type[M]) -> M | None:

@@ -36,6 +36,7 @@ __all__ = [
     "FrameSealer",
     "FrameSequenceChecker",
     "FrameTooLargeError",
+    "HeaderTemplate",
     "decode_entries",
     "encode_entries",
     "entry_size",
@@ -145,6 +146,41 @@ class FrameHeader:
     def to_bytes(self) -> bytes:
         """The encoded header: the bytes before the nonce, and the AEAD associated data."""
         return self._encoded
+
+
+class HeaderTemplate:
+    """Encodes headers for one (suite, key, recipient, resource, subscription): only the
+    source partition and offset range change from frame to frame. The bytes are exactly
+    :meth:`FrameHeader.to_bytes` of the same fields."""
+
+    __slots__ = ("_fixed", "_names")
+
+    def __init__(
+        self,
+        suite: PayloadSuite,
+        key_id: bytes,
+        recipient: str,
+        resource: str,
+        subscription: str,
+    ) -> None:
+        # Validates every field once, as a FrameHeader does.
+        probe = FrameHeader(suite, recipient, resource, subscription, key_id, 0, 0, 0)
+        self._fixed = struct.Struct(">4sBB16s").pack(MAGIC, FRAME_VERSION, probe.suite, key_id)
+        self._names = probe._encoded[_FIXED.size :]
+
+    def encode(self, source_partition: int, first_offset: int, last_offset: int) -> bytes:
+        if not 0 <= source_partition <= _INT32_MAX or not (
+            0 <= first_offset <= last_offset <= _INT64_MAX
+        ):
+            raise ValueError(
+                f"partition {source_partition} / offsets {first_offset}..{last_offset} invalid"
+            )
+        return b"".join(
+            (self._fixed, _RANGE.pack(source_partition, first_offset, last_offset), self._names)
+        )
+
+
+_RANGE = struct.Struct(">iqq")
 
 
 def frame_overhead(header: FrameHeader) -> int:
@@ -265,13 +301,16 @@ class FrameSealer:
         """
         if header.suite is not self.suite:
             raise ValueError(f"header suite {header.suite.name} != sealer suite {self.suite.name}")
-        plaintext = encode_entries(entries)
-        aad = header._encoded
+        return self.seal_block(header._encoded, encode_entries(entries), nonce)
+
+    def seal_block(self, aad: bytes, plaintext: bytes, nonce: bytes | None = None) -> bytes:
+        """Encrypt an encoded entries block under an encoded header (the router's path:
+        its native loop encodes the entries, :func:`encode_header` the header)."""
         size = len(aad) + NONCE_LEN + len(plaintext) + TAG_LEN
         if size > MAX_FRAME_BYTES:
             raise FrameTooLargeError(
-                f"frame of {len(entries)} entries would be {size} bytes "
-                f"> MAX_FRAME_BYTES ({MAX_FRAME_BYTES}); split the batch"
+                f"frame would be {size} bytes > MAX_FRAME_BYTES ({MAX_FRAME_BYTES}); "
+                "split the batch"
             )
         if nonce is None:
             nonce = os.urandom(NONCE_LEN)

@@ -9,23 +9,41 @@ once per record, encoded once per distinct view.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hub.crypto.frames import FrameEntry, FrameHeader
+from hub.crypto.frames import HeaderTemplate
 from hub.crypto.suites import PayloadSuite
 from hub.delivery import RECORD_COUNT_HEADER, delivery_partition
 from hub.policy.views import CompiledView, View, ViewError, compile_view
 from hub.regions import InvalidRegionCode, Level, level_of
-from hub.registry.framing import FramingError, unframe
 from hub.registry.schemas import AvroCodec, RecordDecodeError, RecordEncodeError, SchemaError
 from hub.registry.store import SchemaNotFound
+from hub.router.batch import Plan, route_python
+from hub.router.batch import route as route_batch
 from hub.router.keys import SUITES, KeyBook
 from hub.router.routing import Route, RoutingTable
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
+
+try:  # the native splicer is being added alongside; until then every view is Python-shaped
+    from hub.policy.splice import compile_splice  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover
+
+    def compile_splice(view: Any, writer: str) -> Any:  # type: ignore[misc,unused-ignore]
+        return None
+
+
+try:
+    from hub.policy._splice import SpliceError  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover
+
+    class SpliceError(ValueError):  # type: ignore[no-redef,unused-ignore]
+        pass
+
 
 H_REGION = "govhub-region"
 H_RECORD_ID = "govhub-record-id"
@@ -55,7 +73,7 @@ class SchemaSource(Protocol):
     def register_schema(self, schema: str) -> int: ...
 
 
-_REGION_CACHE_SIZE = 100_000
+_PLAN_CACHE_SIZE = 200_000  # (topic, region, schema) plans kept between policy changes
 
 
 class Message(Protocol):
@@ -88,12 +106,30 @@ class ResourceStats:
     oldest_ingest_ms: int | None = None
 
 
+AUDIT_FIELDS = (
+    "recipient",
+    "subscription",
+    "resource",
+    "source_partition",
+    "first_offset",
+    "last_offset",
+    "entries",
+    "key_id",
+    "tag",
+)
+"""Columns of a delivery audit row (one per frame)."""
+
+
 @dataclass(slots=True)
 class Outcome:
     frames: list[OutRecord] = field(default_factory=list)
     dead_letters: list[OutRecord] = field(default_factory=list)
     dead_reasons: dict[str, int] = field(default_factory=dict)
     stats: dict[str, ResourceStats] = field(default_factory=dict)
+    audit: list[list[Any]] = field(default_factory=list)
+    """One row per frame, columns as :data:`AUDIT_FIELDS`."""
+    route_seconds: float = 0.0
+    """Time in the batch loop (headers, routing, shaping, entry encoding)."""
 
 
 class DeadLetter(Exception):
@@ -104,21 +140,41 @@ class DeadLetter(Exception):
 
 
 @dataclass(slots=True)
-class _ViewPlan:
-    compiled: CompiledView
-    schema_id: int
-    codec: AvroCodec
+class _Slot:
+    """One route of one routing table, as the batch loop addresses it."""
 
-
-@dataclass(slots=True)
-class _Pending:
     route: Route
     tier: str
     resource: str
-    topic: str
-    partition: int
-    entries: list[FrameEntry] = field(default_factory=list)
-    size: int = 0
+    template: HeaderTemplate | None = None
+    template_key: bytes = b""
+
+
+class _PythonShaper:
+    """A view the native splicer does not cover (row filters, pseudonyms, some date
+    masks): decode once per record — shared by every such view of the record — then
+    filter, project and mask, and encode the view."""
+
+    __slots__ = ("_compiled", "_decode", "_encode", "_last")
+
+    def __init__(
+        self, compiled: CompiledView, decode: Callable[[bytes], dict[str, Any]], codec: AvroCodec
+    ) -> None:
+        self._compiled = compiled
+        self._decode = decode
+        self._encode = codec.encode
+
+    def __call__(self, payload: bytes) -> bytes | None:
+        record = self._decode(payload)
+        compiled = self._compiled
+        try:
+            if not compiled.accepts(record):
+                return None
+            if not compiled.reshapes:
+                return payload  # a filter only: the source bytes pass through
+            return self._encode(compiled.apply(record))
+        except (RecordEncodeError, KeyError, TypeError, ValueError) as exc:
+            raise DeadLetter("view-failed", str(exc)) from None
 
 
 class ExchangeEngine:
@@ -132,6 +188,7 @@ class ExchangeEngine:
         delivery_partitions: int,
         max_frame_entries: int = 500,
         max_frame_bytes: int = 512_000,
+        native: bool = True,
     ) -> None:
         self._topics = topics
         self._registry = registry
@@ -141,39 +198,57 @@ class ExchangeEngine:
         self._delivery_partitions = delivery_partitions
         self._max_entries = max_frame_entries
         self._max_bytes = max_frame_bytes
-        # Keyed by id(view): views are interned per routing table (hashing a View per
-        # record costs more than the lookup); cleared with the tables on policy change.
-        self._plans: dict[tuple[int, int], _ViewPlan] = {}
-        self._valid_regions: set[str] = set()
+        self._route_batch = route_batch if native else route_python
+        # Everything below is derived from the routing tables and cleared with them.
+        self._cache: dict[tuple[str, bytes, int], Plan] = {}
+        self._slots: list[_Slot] = []
+        self._slot_of: dict[int, int] = {}  # id(route) -> slot
+        self._shapers: dict[tuple[int, int], tuple[Callable[[bytes], bytes | None], int]] = {}
+        self._stats_keys: list[str] = []
+        self._stats_index: dict[str, int] = {}
         self._resource_of_topic: dict[str, str] = {}
         self._codecs: dict[int, AvroCodec] = {}
+        self._last_decoded: tuple[bytes | None, dict[str, Any]] = (None, {})
 
     def invalidate(self) -> None:
-        """Forget compiled views (after a policy change)."""
-        self._plans.clear()
+        """Forget compiled plans and views (after a policy change)."""
+        self._cache.clear()
+        self._slots.clear()
+        self._slot_of.clear()
+        self._shapers.clear()
 
     # -- per batch -----------------------------------------------------------------------
     def process(self, messages: Sequence[Message]) -> Outcome:
-        outcome = Outcome()
-        pending: dict[tuple[int, int], _Pending] = {}
-        for msg in messages:
+        if len(self._cache) > _PLAN_CACHE_SIZE:
+            self._cache.clear()
+        batch = messages if isinstance(messages, list) else list(messages)
+        started = time.perf_counter()
+        blocks, dead, stats = self._route_batch(
+            batch, self._cache, self._resolve, self._max_entries, self._max_bytes
+        )
+        outcome = Outcome(route_seconds=time.perf_counter() - started)
+        for index, (records_in, unrouted, oldest) in enumerate(stats):
+            if records_in:
+                outcome.stats[self._stats_keys[index]] = ResourceStats(
+                    records_in, unrouted, {}, {}, {}, oldest if oldest >= 0 else None
+                )
+        for index, problem, detail in dead:
+            msg = batch[index]
             topic = msg.topic() or ""
-            try:
-                self._route_one(msg, topic, pending, outcome)
-            except DeadLetter as dead:
-                self._dead_letter(msg, topic, dead, outcome)
-        for batch in pending.values():
-            if batch.entries:
-                self._seal(batch, outcome)
+            self._dead_letter(msg, topic, _as_dead_letter(problem, detail), outcome)
+        for slot, partition, block, count, first, last in blocks:
+            self._seal(self._slots[slot], partition, block, count, first, last, outcome)
         return outcome
 
-    def _route_one(
-        self,
-        msg: Message,
-        topic: str,
-        pending: dict[tuple[int, int], _Pending],
-        outcome: Outcome,
-    ) -> None:
+    def _resolve(self, topic: str, region_raw: bytes, schema_id: int) -> Plan | DeadLetter:
+        """The plan for records of one topic, region and writer schema (cached by the
+        batch loop until the routing tables change)."""
+        try:
+            return self._plan_for(topic, region_raw, schema_id)
+        except DeadLetter as dead:
+            return dead
+
+    def _plan_for(self, topic: str, region_raw: bytes, schema_id: int) -> Plan:
         resource_code = self._resource_of_topic.get(topic)
         if resource_code is None:
             try:
@@ -184,160 +259,128 @@ class ExchangeEngine:
         table = self._routing_table(resource_code)
         if table is None:
             raise DeadLetter("unknown-resource", f"resource {resource_code!r} not in catalogue")
-        stats = outcome.stats.get(resource_code)
-        if stats is None:
-            stats = outcome.stats[resource_code] = ResourceStats()
-        stats.records_in += 1
-
-        region = record_id = None
-        ingested_at = 0
-        for name, raw in msg.headers() or ():
-            if name == H_REGION:
-                region = raw.decode("ascii", "replace")
-            elif name == H_RECORD_ID:
-                record_id = raw.decode("utf-8", "replace")
-            elif name == H_INGESTED_AT:
-                try:
-                    ingested_at = int(raw)
-                except ValueError:
-                    raise DeadLetter("bad-header", f"{H_INGESTED_AT} is not an integer") from None
-        if region is None:
-            raise DeadLetter("missing-region", f"header {H_REGION} is missing")
-        if region not in self._valid_regions:
-            try:
-                level_of(region)
-            except InvalidRegionCode as exc:
-                raise DeadLetter("invalid-region", str(exc)) from None
-            if len(self._valid_regions) >= _REGION_CACHE_SIZE:
-                self._valid_regions.clear()
-            self._valid_regions.add(region)
-        if not record_id:
-            raise DeadLetter("missing-record-id", f"header {H_RECORD_ID} is missing")
-        value = msg.value()
-        if value is None:
-            raise DeadLetter("empty-value", "record has no value")
+        region = region_raw.decode("ascii", "replace")
         try:
-            schema_id, payload = unframe(value)
-        except FramingError as exc:
-            raise DeadLetter("bad-framing", str(exc)) from None
+            level_of(region)
+        except InvalidRegionCode as exc:
+            raise DeadLetter("invalid-region", str(exc)) from None
+        stats_index = self._stats_index.get(resource_code)
+        if stats_index is None:
+            stats_index = self._stats_index[resource_code] = len(self._stats_keys)
+            self._stats_keys.append(resource_code)
+        by_view: dict[int, tuple[Callable[[bytes], bytes | None] | None, int, list[int]]] = {}
+        for route in table.index.match(region):
+            group = by_view.get(id(route.view))
+            if group is None:
+                if route.identity:
+                    group = (None, schema_id, [])
+                else:
+                    shaper, view_id = self._shaper(schema_id, route.view)
+                    group = (shaper, view_id, [])
+                by_view[id(route.view)] = group
+            group[2].append(self._slot(route, resource_code))
+        return stats_index, tuple((s, v, tuple(slots)) for s, v, slots in by_view.values())
 
-        routes = list(table.index.match(region))
-        if not routes:
-            stats.unrouted += 1
-            return
-        if stats.oldest_ingest_ms is None or ingested_at < stats.oldest_ingest_ms:
-            stats.oldest_ingest_ms = ingested_at
+    def _slot(self, route: Route, resource: str) -> int:
+        slot = self._slot_of.get(id(route))
+        if slot is None:
+            slot = self._slot_of[id(route)] = len(self._slots)
+            self._slots.append(_Slot(route, self._tier_of(route.recipient), resource))
+        return slot
 
-        partition = msg.partition() or 0
-        offset = msg.offset() or 0
-        # Shape for every route first: a record that fails for one view is dead-lettered
-        # whole, never delivered to some recipients and not to others.
-        # Recipients with the same view share one entry object (its bytes are identical);
-        # None marks a view whose row filter rejects the record.
-        decoded: dict[str, Any] | None = None
-        by_view: dict[int, tuple[FrameEntry, int] | None] = {}
-        for route in routes:
-            view_key = id(route.view)
-            if view_key in by_view:
-                continue
-            if route.identity:
-                view_schema_id, view_payload = schema_id, bytes(payload)
+    def _shaper(self, schema_id: int, view: View) -> tuple[Callable[[bytes], bytes | None], int]:
+        found = self._shapers.get((schema_id, id(view)))
+        if found is not None:
+            return found
+        try:
+            writer = self._registry.schema(schema_id)
+        except SchemaNotFound:
+            raise DeadLetter("unknown-schema", f"schema id {schema_id} not registered") from None
+        try:
+            native = compile_splice(view, writer)
+            if native is not None:
+                shaper: Callable[[bytes], bytes | None] = native.program
+                schema_json = native.schema_json
             else:
-                plan = self._plan(schema_id, route.view)
-                if decoded is None:
-                    decoded = self._decode(schema_id, payload)
-                try:
-                    if not plan.compiled.accepts(decoded):
-                        by_view[view_key] = None
-                        continue
-                    if plan.compiled.reshapes:
-                        view_schema_id = plan.schema_id
-                        view_payload = plan.codec.encode(plan.compiled.apply(decoded))
-                    else:  # a filter only: the source bytes pass through
-                        view_schema_id, view_payload = schema_id, bytes(payload)
-                except (RecordEncodeError, KeyError, TypeError, ValueError) as exc:
-                    raise DeadLetter("view-failed", str(exc)) from None
-            entry = FrameEntry(
-                view_schema_id, topic, partition, offset, record_id, ingested_at, view_payload
-            )
-            # Entry overhead: 32 bytes of fixed fields plus the topic and record id.
-            by_view[view_key] = (entry, len(view_payload) + len(record_id) + len(topic) + 32)
-        for route in routes:
-            shaped = by_view[id(route.view)]
-            if shaped is None:
-                continue
-            entry, size = shaped
-            slot = (id(route), partition)
-            batch = pending.get(slot)
-            if batch is None:
-                tier = self._tier_of(route.recipient)
-                batch = pending[slot] = _Pending(route, tier, resource_code, topic, partition)
-            batch.entries.append(entry)
-            batch.size += size
-            if len(batch.entries) >= self._max_entries or batch.size >= self._max_bytes:
-                self._seal(batch, outcome)
-                batch.entries = []
-                batch.size = 0
+                compiled = compile_view(view, writer)
+                schema_json = compiled.schema_json
+                shaper = _PythonShaper(
+                    compiled, self._decoder(schema_id), AvroCodec(compiled.schema_json)
+                )
+            view_id = self._registry.register_schema(schema_json)
+        except (ViewError, SchemaError) as exc:
+            raise DeadLetter("view-failed", str(exc)) from None
+        found = self._shapers[(schema_id, id(view))] = (shaper, view_id)
+        return found
 
-    def _decode(self, schema_id: int, payload: memoryview) -> dict[str, Any]:
+    def _decoder(self, schema_id: int) -> Callable[[bytes], dict[str, Any]]:
         codec = self._codecs.get(schema_id)
         if codec is None:
-            try:
-                codec = self._codecs[schema_id] = self._registry.codec(schema_id)
-            except SchemaNotFound:
-                raise DeadLetter(
-                    "unknown-schema", f"schema id {schema_id} not registered"
-                ) from None
-        try:
-            return codec.decode(payload)
-        except RecordDecodeError as exc:
-            raise DeadLetter("bad-avro", str(exc)) from None
+            codec = self._codecs[schema_id] = self._registry.codec(schema_id)
+        decode = codec.decode
 
-    def _plan(self, schema_id: int, view: View) -> _ViewPlan:
-        plan = self._plans.get((schema_id, id(view)))
-        if plan is None:
+        def decode_once(payload: bytes) -> dict[str, Any]:
+            # Several Python-shaped views of one record share one decode.
+            last_payload, last = self._last_decoded
+            if last_payload is payload:
+                return last
             try:
-                writer = self._registry.schema(schema_id)
-            except SchemaNotFound:
-                raise DeadLetter(
-                    "unknown-schema", f"schema id {schema_id} not registered"
-                ) from None
-            try:
-                compiled = compile_view(view, writer)
-                view_id = self._registry.register_schema(compiled.schema_json)
-            except (ViewError, SchemaError) as exc:
-                raise DeadLetter("view-failed", str(exc)) from None
-            plan = _ViewPlan(compiled, view_id, AvroCodec(compiled.schema_json))
-            self._plans[(schema_id, id(view))] = plan
-        return plan
+                record = decode(payload)
+            except RecordDecodeError as exc:
+                raise DeadLetter("bad-avro", str(exc)) from None
+            self._last_decoded = (payload, record)
+            return record
 
-    def _seal(self, batch: _Pending, outcome: Outcome) -> None:
-        route = batch.route
+        return decode_once
+
+    def _seal(
+        self,
+        slot: _Slot,
+        partition: int,
+        block: bytes,
+        count: int,
+        first: int,
+        last: int,
+        outcome: Outcome,
+    ) -> None:
+        route = slot.route
         suite = SUITES.get(route.suite) if route.suite else None
         record, sealer = self._keybook.sealer_for(route.recipient, suite)
-        header = FrameHeader(
-            suite=PayloadSuite(record.suite),
-            recipient=route.recipient,
-            resource=batch.resource,
-            subscription=route.subscription,
-            key_id=record.key_id,
-            source_partition=batch.partition,
-            first_offset=batch.entries[0].offset,
-            last_offset=batch.entries[-1].offset,
-        )
-        data = sealer.seal(header, batch.entries)
+        if slot.template is None or slot.template_key != record.key_id:
+            slot.template = HeaderTemplate(
+                PayloadSuite(record.suite),
+                record.key_id,
+                route.recipient,
+                slot.resource,
+                route.subscription,
+            )
+            slot.template_key = record.key_id
+        data = sealer.seal_block(slot.template.encode(partition, first, last), block)
         outcome.frames.append(
             OutRecord(
                 self._topics.delivery,
                 route.recipient.encode(),
                 data,
-                [(RECORD_COUNT_HEADER, str(len(batch.entries)).encode())],
+                [(RECORD_COUNT_HEADER, str(count).encode())],
                 delivery_partition(route.recipient, self._delivery_partitions),
             )
         )
-        stats = outcome.stats[batch.resource]
-        tier = batch.tier
-        stats.deliveries[tier] = stats.deliveries.get(tier, 0) + len(batch.entries)
+        outcome.audit.append(
+            [
+                route.recipient,
+                route.subscription,
+                slot.resource,
+                partition,
+                first,
+                last,
+                count,
+                record.key_id.hex(),
+                data[-16:].hex(),
+            ]
+        )
+        stats = outcome.stats[slot.resource]
+        tier = slot.tier
+        stats.deliveries[tier] = stats.deliveries.get(tier, 0) + count
         stats.frames[tier] = stats.frames.get(tier, 0) + 1
         stats.frame_bytes[tier] = stats.frame_bytes.get(tier, 0) + len(data)
 
@@ -361,3 +404,14 @@ class ExchangeEngine:
             OutRecord(self._topics.dlq(department), None, msg.value(), headers)
         )
         outcome.dead_reasons[dead.reason] = outcome.dead_reasons.get(dead.reason, 0) + 1
+
+
+def _as_dead_letter(problem: Any, detail: str | None) -> DeadLetter:
+    if isinstance(problem, str):
+        return DeadLetter(problem, detail or "")
+    if isinstance(problem, DeadLetter):
+        return problem
+    if isinstance(problem, SpliceError):
+        return DeadLetter("bad-avro", str(problem))
+    log.error("view shaping failed unexpectedly: %r", problem)
+    return DeadLetter("view-failed", f"{type(problem).__name__}: {problem}")

@@ -9,6 +9,7 @@ refers to a key that was not committed with it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hub.crypto.frames import FrameSealer
@@ -36,13 +37,16 @@ class KeyBook:
         lifetime_ms: int,
         default_suite: PayloadSuite = PayloadSuite.AES_256_GCM,
         max_uses: int = DEFAULT_MAX_USES,
+        sealer_factory: Callable[[PayloadSuite, bytes], FrameSealer] = FrameSealer,
     ) -> None:
         self._kms = kms
+        self._sealer_factory = sealer_factory
         self._lifetime_ms = lifetime_ms
         self._default_suite = default_suite
         self._max_uses = max_uses
         self._active: dict[tuple[str, PayloadSuite], _ActiveKey] = {}
         self._pending: list[tuple[tuple[str, PayloadSuite], DataKeyRecord]] = []
+        self._inflight: list[tuple[tuple[str, PayloadSuite], DataKeyRecord]] = []
 
     def sealer_for(
         self, recipient: str, suite: PayloadSuite | None = None
@@ -55,28 +59,42 @@ class KeyBook:
             record, dek = new_data_key_record(
                 self._kms, recipient, suite, self._lifetime_ms, now_ms=now_ms
             )
-            active = _ActiveKey(record, FrameSealer(suite, dek))
+            active = _ActiveKey(record, self._sealer_factory(suite, dek))
             self._active[slot] = active
             self._pending.append((slot, record))
         active.uses += 1
         return active.record, active.sealer
 
     def take_new_records(self) -> list[DataKeyRecord]:
-        """Key records created since the last call, to write into the open transaction."""
-        return [record for _, record in self._pending]
+        """Key records created since the last call, to write into the open transaction.
+        They stay *in flight* until :meth:`commit` (that transaction committed) or
+        :meth:`abort`."""
+        taken = [record for _, record in self._pending]
+        self._inflight.extend(self._pending)
+        self._pending.clear()
+        return taken
 
     def commit(self) -> None:
-        self._pending.clear()
+        """The transaction holding the in-flight key records committed. Keys created since
+        (for the next transaction) stay pending."""
+        self._inflight.clear()
 
     def abort(self) -> None:
-        for slot, record in self._pending:
+        """Forget every key not committed yet — in flight and pending — so no frame is
+        ever sealed again under a key whose record was not committed."""
+        for slot, record in (*self._inflight, *self._pending):
             active = self._active.get(slot)
             if active is not None and active.record.key_id == record.key_id:
                 del self._active[slot]
+        self._inflight.clear()
         self._pending.clear()
 
-    def rotate(self, recipient: str | None = None) -> None:
-        """Force new keys (policy change): for one recipient or for all."""
+    def rotate(self, recipient: str | None = None) -> int:
+        """Retire keys early (policy change): for one recipient or for all. The next frame
+        gets a new key; returns how many active keys were retired."""
+        retired = 0
         for slot in list(self._active):
             if recipient is None or slot[0] == recipient:
                 del self._active[slot]
+                retired += 1
+        return retired

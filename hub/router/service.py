@@ -10,18 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, Message, TopicPartition
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from hub import kafka, metrics
 from hub.catalogue.model import Resource
 from hub.config import HubConfig
 from hub.crypto.errors import CryptoError
+from hub.crypto.frames import FrameSealer
 from hub.crypto.kms import Kms
+from hub.crypto.suites import PayloadSuite
 from hub.parties.model import PartyKind
-from hub.router.engine import TIER_NAMES, ExchangeEngine, Outcome, OutRecord
+from hub.router.engine import AUDIT_FIELDS, TIER_NAMES, ExchangeEngine, Outcome, OutRecord
 from hub.router.engine import Message as EngineMessage
 from hub.router.keys import SUITES, KeyBook
 from hub.router.routing import RoutingTable, compile_routing_table, earliest_change_ms
@@ -32,12 +35,20 @@ log = logging.getLogger(__name__)
 
 
 class RouterService:
-    def __init__(self, config: HubConfig, state: ControlState, kms: Kms) -> None:
+    def __init__(
+        self,
+        config: HubConfig,
+        state: ControlState,
+        kms: Kms,
+        sealer_factory: Callable[[PayloadSuite, bytes], FrameSealer] = FrameSealer,
+    ) -> None:
         self._config = config
         self._state = state
         self._topics = state.topics
         rc = config.router
-        self._keybook = KeyBook(kms, rc.key_lifetime_s * 1000, SUITES[rc.suite])
+        self._keybook = KeyBook(
+            kms, rc.key_lifetime_s * 1000, SUITES[rc.suite], sealer_factory=sealer_factory
+        )
         self._tables: dict[str, RoutingTable] = {}
         self._tiers: dict[str, str] = {}
         self._generation = -1
@@ -54,6 +65,7 @@ class RouterService:
             rc.max_frame_bytes,
         )
         self.batches_committed = 0
+        self._revoked: set[tuple[str | None, int | None]] = set()
         self._ready = threading.Event()
 
     @property
@@ -85,6 +97,7 @@ class RouterService:
             tables[code] = compile_routing_table(resource, subscriptions, parties, now, pseudonyms)
             metrics.ROUTER_ROUTING_TABLES.labels(code).set(len(tables[code].routes))
         self._valid_until_ms = earliest_change_ms(tables.values())
+        self._rotate_changed(tables)
         self._tables.clear()
         self._tables.update(tables)
         self._tiers = {
@@ -97,6 +110,20 @@ class RouterService:
             extra={"generation": generation, "routes": sum(len(t.routes) for t in tables.values())},
         )
 
+    def _rotate_changed(self, tables: dict[str, RoutingTable]) -> None:
+        """A recipient whose policy changed (a route added, removed, or its view, suite or
+        subscription changed) gets a new data key with its next frame: a key never spans
+        two policies, so releasing or shredding one epoch does not touch the other."""
+        before = _policies(self._tables.values())
+        after = _policies(tables.values())
+        if not before:
+            return  # first compilation: nothing sealed under an older policy
+        changed = {r for r in before.keys() | after.keys() if before.get(r) != after.get(r)}
+        retired = sum(self._keybook.rotate(recipient) for recipient in changed)
+        if retired:
+            metrics.ROUTER_KEY_ROTATIONS.labels("policy-change").inc(retired)
+            log.info("data keys rotated on policy change", extra={"recipients": len(changed)})
+
     # -- main loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         cfg = self._config
@@ -108,30 +135,68 @@ class RouterService:
             topic_metadata_refresh_interval_ms=1000,
             session_timeout_ms=cfg.router.session_timeout_ms,
         )
+        eos = cfg.router.exactly_once
+        producer_extra: dict[str, Any] = (
+            {"transactional_id": cfg.router.transactional_id} if eos else {}
+        )
         producer = kafka.producer(
             cfg.kafka.bootstrap_servers,
             "govhub-router",
             cfg.kafka.client_config,
-            transactional_id=cfg.router.transactional_id,
             linger_ms=2,
             batch_size=1_000_000,
             # Frames are ciphertext: compressing them only burns CPU.
             compression_type="none",
+            **producer_extra,
         )
+        committer = _Committer(producer) if eos else None
+
+        def on_revoke(c: Any, partitions: list[TopicPartition]) -> None:
+            # The transaction in flight holds offsets of these partitions: let it finish
+            # before they move to another router. Records of them gathered for the next
+            # transaction are dropped: their new owner reads them from the last commit.
+            self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+            if committer is not None:
+                self._settle(consumer, committer)
+
         try:
-            producer.init_transactions(30)
-            consumer.subscribe([self._topics.source_pattern])
+            if eos:
+                producer.init_transactions(30)
+            else:
+                log.warning(
+                    "router runs at-least-once (router.exactly_once = false): "
+                    "a crash may deliver frames twice"
+                )
+            consumer.subscribe([self._topics.source_pattern], on_revoke=on_revoke)
             self._ready.set()
             while not stop.is_set():
+                started = time.perf_counter()
+                self._revoked.clear()
                 records = self._gather(consumer)
+                if self._revoked:
+                    records = [
+                        m for m in records if (m.topic(), m.partition()) not in self._revoked
+                    ]
+                gathered = time.perf_counter()
+                _stage("consume", gathered - started)
                 # Policy is brought up to date after gathering: a grant written before a
                 # record was published applies to it even when another process wrote it,
                 # and a revocation takes effect with the next batch at the latest.
                 if records and not self._state.catch_up_policy():
                     log.warning("control state did not catch up; routing with what is loaded")
                 self._refresh_policy()
-                if records:
-                    self._transact(consumer, producer, records)
+                _stage("policy", time.perf_counter() - gathered)
+                if not records:
+                    if committer is not None:
+                        self._settle(consumer, committer)
+                    continue
+                if committer is not None:
+                    self._transact(consumer, producer, committer, records)
+                else:
+                    self._deliver_at_least_once(consumer, producer, records)
+                self._record_lag(consumer, records)
+            if committer is not None:
+                self._settle(consumer, committer)
         finally:
             self._ready.clear()
             consumer.close()
@@ -167,42 +232,146 @@ class RouterService:
             log.warning("router consume error: %s", err)
         return False
 
-    def _transact(self, consumer: Any, producer: Any, records: list[Message]) -> None:
+    def _transact(
+        self, consumer: Any, producer: Any, committer: _Committer, records: list[Message]
+    ) -> None:
+        """Shape ``records`` while the previous transaction commits, then write them as the
+        next one: frames, key records, dead letters, the delivery audit and the source
+        offsets, committed atomically in the background."""
+        started = time.perf_counter()
         outcome = self._engine.process(cast(Sequence[EngineMessage], records))
+        shaped = time.perf_counter()
+        _stage("route", outcome.route_seconds)
+        _stage("encrypt", shaped - started - outcome.route_seconds)
+        if not self._settle(consumer, committer):
+            # The previous transaction aborted and the consumer was rewound to the last
+            # commit: this batch is read again, so what was shaped from it is dropped.
+            return
         try:
             producer.begin_transaction()
-            for key_record in self._keybook.take_new_records():
+            key_records = self._keybook.take_new_records()
+            for key_record in key_records:
                 _produce(
                     producer,
                     OutRecord(self._topics.keys, key_record.kafka_key(), key_record.to_json(), []),
                 )
-                metrics.ROUTER_KEYS_CREATED.labels(key_record.suite.name).inc()
             for out in outcome.frames:
                 _produce(producer, out)
             for out in outcome.dead_letters:
                 _produce(producer, out)
-            positions = [
-                tp for tp in consumer.position(consumer.assignment()) if tp.offset != OFFSET_INVALID
-            ]
-            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
-            started = time.perf_counter()
-            producer.commit_transaction(60)
-            metrics.ROUTER_TXN_SECONDS.observe(time.perf_counter() - started)
+            for out in self._audit_records(outcome):
+                _produce(producer, out)
+            producer.send_offsets_to_transaction(
+                _next_offsets(records), consumer.consumer_group_metadata(), 30
+            )
         except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            reason = err.name() if isinstance(err, KafkaError) else type(exc).__name__
+            self._aborted(consumer, producer, exc)
+            return
+        _stage("produce", time.perf_counter() - shaped)
+        committer.start(outcome, key_records)
+
+    def _settle(self, consumer: Any, committer: _Committer) -> bool:
+        """Wait for the transaction in flight; False if it failed (then it is aborted and
+        the consumer rewound to the last committed offsets)."""
+        done = committer.wait()
+        if done is None:
+            return True
+        outcome, key_records, error, seconds = done
+        if error is not None:
+            self._aborted(consumer, committer.producer, error)
+            return False
+        _stage("commit", seconds)
+        metrics.ROUTER_TXN_SECONDS.observe(seconds)
+        for key_record in key_records:
+            metrics.ROUTER_KEYS_CREATED.labels(key_record.suite.name).inc()
+        self._keybook.commit()
+        self.batches_committed += 1
+        self._record_metrics(outcome)
+        return True
+
+    def _aborted(self, consumer: Any, producer: Any, exc: KafkaException) -> None:
+        err = exc.args[0] if exc.args else None
+        reason = err.name() if isinstance(err, KafkaError) else type(exc).__name__
+        metrics.ROUTER_TXN_ABORTS.labels(reason).inc()
+        self._keybook.abort()
+        if isinstance(err, KafkaError) and err.fatal():
+            log.error("router transaction fatal error: %s", exc)
+            raise exc
+        log.warning("router transaction aborted (%s); re-reading from the last commit", exc)
+        try:
+            producer.abort_transaction(30)
+        except KafkaException:
+            log.exception("abort_transaction failed")
+        self._rewind(consumer)
+
+    def _audit_records(self, outcome: Outcome) -> list[OutRecord]:
+        """The delivery audit of one transaction, in chunks: per frame the recipient,
+        subscription, resource, source partition and offsets, entry count, key id and the
+        frame's authentication tag (which identifies its exact bytes)."""
+        rows = outcome.audit
+        if not rows:
+            return []
+        router = self._config.router.transactional_id.encode()
+        at = int(time.time() * 1000)
+        out = []
+        for i in range(0, len(rows), _AUDIT_CHUNK):
+            value = orjson.dumps(
+                {
+                    "v": 1,
+                    "kind": "delivery",
+                    "router": self._config.router.transactional_id,
+                    "at_ms": at,
+                    "fields": AUDIT_FIELDS,
+                    "frames": rows[i : i + _AUDIT_CHUNK],
+                }
+            )
+            out.append(OutRecord(self._topics.audit, router, value, []))
+        metrics.ROUTER_AUDIT_RECORDS.inc(len(out))
+        return out
+
+    def _record_lag(self, consumer: Any, records: list[Message]) -> None:
+        """Lag by source topic from the client's cached watermarks (no broker call)."""
+        lag: dict[str, int] = {}
+        for tp in _next_offsets(records):
+            try:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - tp.offset)
+        for topic, value in lag.items():
+            metrics.ROUTER_LAG.labels(topic).set(value)
+
+    def _deliver_at_least_once(self, consumer: Any, producer: Any, records: list[Message]) -> None:
+        """No transaction: produce, wait for every acknowledgement, then commit offsets. A
+        failed produce rewinds to the committed offsets, so nothing is lost (a crash between
+        the produce and the commit delivers those frames again)."""
+        outcome = self._engine.process(cast(Sequence[EngineMessage], records))
+        failures: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+            if err is not None:
+                failures.append(err)
+
+        started = time.perf_counter()
+        key_records = self._keybook.take_new_records()
+        for key_record in key_records:
+            out = OutRecord(self._topics.keys, key_record.kafka_key(), key_record.to_json(), [])
+            _produce(producer, out, on_delivery)
+        for out in (*outcome.frames, *outcome.dead_letters, *self._audit_records(outcome)):
+            _produce(producer, out, on_delivery)
+        remaining = producer.flush(60)
+        if failures or remaining:
+            reason = failures[0].name() if failures else "FLUSH_TIMEOUT"
             metrics.ROUTER_TXN_ABORTS.labels(reason).inc()
             self._keybook.abort()
-            if isinstance(err, KafkaError) and err.fatal():
-                log.error("router transaction fatal error: %s", exc)
-                raise
-            log.warning("router transaction aborted (%s); re-reading the batch", exc)
-            try:
-                producer.abort_transaction(30)
-            except KafkaException:
-                log.exception("abort_transaction failed")
+            log.warning("router delivery failed (%s); re-reading the batch", reason)
             self._rewind(consumer)
             return
+        consumer.commit(offsets=_next_offsets(records), asynchronous=False)
+        metrics.ROUTER_TXN_SECONDS.observe(time.perf_counter() - started)
+        for key_record in key_records:
+            metrics.ROUTER_KEYS_CREATED.labels(key_record.suite.name).inc()
         self._keybook.commit()
         self.batches_committed += 1
         self._record_metrics(outcome)
@@ -236,7 +405,71 @@ class RouterService:
             metrics.ROUTER_DEAD_LETTERS.labels(reason).inc(count)
 
 
-def _produce(producer: Any, out: OutRecord) -> None:
+_AUDIT_CHUNK = 2000  # frames per audit record (well under the broker's message limit)
+
+
+def _stage(stage: str, seconds: float) -> None:
+    if seconds > 0:
+        metrics.ROUTER_STAGE_SECONDS.labels(stage).inc(seconds)
+
+
+def _policies(tables: Any) -> dict[str, frozenset[tuple[str, Any, str | None]]]:
+    """Per recipient, what its routes are: subscription, view identity and suite."""
+    out: dict[str, set[tuple[str, Any, str | None]]] = {}
+    for table in tables:
+        for route in table.routes:
+            out.setdefault(route.recipient, set()).add(
+                (route.subscription, route.view, route.suite)
+            )
+    return {r: frozenset(v) for r, v in out.items()}
+
+
+class _Committer:
+    """Commits one transaction at a time on a background thread, so the router shapes the
+    next batch meanwhile (librdkafka releases the GIL while it waits for the broker)."""
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self._thread: threading.Thread | None = None
+        self._result: tuple[Outcome, list[Any], KafkaException | None, float] | None = None
+
+    def start(self, outcome: Outcome, key_records: list[Any]) -> None:
+        assert self._thread is None, "one transaction in flight at a time"
+
+        def commit() -> None:
+            started = time.perf_counter()
+            error: KafkaException | None = None
+            try:
+                self.producer.commit_transaction(60)
+            except KafkaException as exc:
+                error = exc
+            self._result = (outcome, key_records, error, time.perf_counter() - started)
+
+        self._thread = threading.Thread(target=commit, name="govhub-router-commit", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> tuple[Outcome, list[Any], KafkaException | None, float] | None:
+        """The finished transaction's outcome, key records, error and commit time; None if
+        none was in flight."""
+        if self._thread is None:
+            return None
+        self._thread.join()
+        self._thread = None
+        result, self._result = self._result, None
+        assert result is not None
+        return result
+
+
+def _next_offsets(records: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit for a batch: one past the last record of each partition."""
+    last: dict[tuple[str, int], int] = {}
+    for msg in records:
+        last[(msg.topic(), msg.partition())] = msg.offset()  # type: ignore[index,assignment]
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def _produce(producer: Any, out: OutRecord, on_delivery: Any = None) -> None:
+    extra = {} if on_delivery is None else {"on_delivery": on_delivery}
     while True:
         try:
             producer.produce(
@@ -245,6 +478,7 @@ def _produce(producer: Any, out: OutRecord) -> None:
                 key=out.key,
                 headers=out.headers,
                 partition=out.partition,
+                **extra,
             )
             return
         except BufferError:

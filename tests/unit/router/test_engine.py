@@ -241,7 +241,47 @@ def test_keys_created_in_an_aborted_transaction_are_forgotten(tmp_path: Path) ->
     book.abort()
     second, _ = book.sealer_for("comm")
     assert second.key_id != first.key_id
+    assert [r.key_id for r in book.take_new_records()] == [second.key_id]
     book.commit()
     third, _ = book.sealer_for("comm")
     assert third.key_id == second.key_id and book.take_new_records() == []
     assert base64.b64encode(third.key_id)
+
+
+def test_keys_of_the_next_transaction_survive_the_commit_of_the_previous(
+    tmp_path: Path,
+) -> None:
+    """Transactions overlap: the next batch is shaped while the previous one commits."""
+    kms = LocalFileKms(tmp_path / "kek", create=True)
+    book = KeyBook(kms, 3_600_000)
+    first, _ = book.sealer_for("a")
+    assert [r.key_id for r in book.take_new_records()] == [first.key_id]  # txn 1 in flight
+    second, _ = book.sealer_for("b")  # created for txn 2 while txn 1 commits
+    book.commit()  # txn 1 committed
+    assert [r.key_id for r in book.take_new_records()] == [second.key_id]
+    book.abort()  # txn 2 failed: b's key is gone, a's (committed) stays
+    assert book.sealer_for("a")[0].key_id == first.key_id
+    assert book.sealer_for("b")[0].key_id != second.key_id
+
+
+def test_abort_forgets_keys_in_flight_and_pending(tmp_path: Path) -> None:
+    kms = LocalFileKms(tmp_path / "kek", create=True)
+    book = KeyBook(kms, 3_600_000)
+    first, _ = book.sealer_for("a")
+    book.take_new_records()  # txn 1 in flight
+    second, _ = book.sealer_for("b")  # pending for txn 2
+    book.abort()  # txn 1 failed: txn 2's frames (maybe sealed under a's key) are dropped too
+    assert book.sealer_for("a")[0].key_id != first.key_id
+    assert book.sealer_for("b")[0].key_id != second.key_id
+
+
+def test_rotation_retires_only_the_recipients_keys(tmp_path: Path) -> None:
+    kms = LocalFileKms(tmp_path / "kek", create=True)
+    book = KeyBook(kms, 3_600_000)
+    a, _ = book.sealer_for("a")
+    b, _ = book.sealer_for("b")
+    book.take_new_records()
+    book.commit()
+    assert book.rotate("a") == 1
+    assert book.sealer_for("a")[0].key_id != a.key_id
+    assert book.sealer_for("b")[0].key_id == b.key_id

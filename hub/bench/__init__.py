@@ -1,0 +1,32 @@
+"""``govhub bench``: the benchmarks, runnable from an installed hub.
+
+Each benchmark module exposes ``add_arguments(parser)`` and ``run(args) -> int``; the
+scripts in ``benchmarks/`` are thin wrappers around the same modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+# name → (module, help)
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "exchange": ("hub.bench.exchange", "router vs a raw consume→produce loop"),
+}
+
+
+def register(sub: Any) -> None:
+    bench = sub.add_parser("bench", help="run a benchmark (results as JSON)")
+    which = bench.add_subparsers(dest="benchmark", required=True)
+    for name, (module_name, help_text) in BENCHMARKS.items():
+        parser = which.add_parser(name, help=help_text)
+        parser.set_defaults(func=_runner(module_name), bench_module=module_name)
+        importlib.import_module(module_name).add_arguments(parser)
+
+
+def _runner(module_name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        return int(importlib.import_module(module_name).run(args))
+
+    return run
