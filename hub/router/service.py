@@ -66,6 +66,7 @@ class RouterService:
         )
         self.batches_committed = 0
         self._revoked: set[tuple[str | None, int | None]] = set()
+        self._in_flight: tuple[Outcome, list[Any], list[TopicPartition], list[Any]] | None = None
         self._ready = threading.Event()
 
     @property
@@ -151,13 +152,18 @@ class RouterService:
         )
         committer = _Committer(producer) if eos else None
 
-        def on_revoke(c: Any, partitions: list[TopicPartition]) -> None:
-            # The transaction in flight holds offsets of these partitions: let it finish
-            # before they move to another router. Records of them gathered for the next
-            # transaction are dropped: their new owner reads them from the last commit.
-            self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+        def settle() -> None:
             if committer is not None:
                 self._settle(consumer, committer)
+            else:
+                self._settle_at_least_once(consumer, producer)
+
+        def on_revoke(c: Any, partitions: list[TopicPartition]) -> None:
+            # The batch in flight holds offsets of these partitions: let it finish before
+            # they move to another router. Records of them gathered for the next batch are
+            # dropped: their new owner reads them from the last commit.
+            self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+            settle()
 
         try:
             if eos:
@@ -187,16 +193,14 @@ class RouterService:
                 self._refresh_policy()
                 _stage("policy", time.perf_counter() - gathered)
                 if not records:
-                    if committer is not None:
-                        self._settle(consumer, committer)
+                    settle()
                     continue
                 if committer is not None:
                     self._transact(consumer, producer, committer, records)
                 else:
                     self._deliver_at_least_once(consumer, producer, records)
                 self._record_lag(consumer, records)
-            if committer is not None:
-                self._settle(consumer, committer)
+            settle()
         finally:
             self._ready.clear()
             consumer.close()
@@ -343,38 +347,64 @@ class RouterService:
             metrics.ROUTER_LAG.labels(topic).set(value)
 
     def _deliver_at_least_once(self, consumer: Any, producer: Any, records: list[Message]) -> None:
-        """No transaction: produce, wait for every acknowledgement, then commit offsets. A
-        failed produce rewinds to the committed offsets, so nothing is lost (a crash between
-        the produce and the commit delivers those frames again)."""
+        """No transaction: shape this batch while the previous one's frames are still being
+        acknowledged, then commit the previous batch's offsets once every frame of it was
+        acknowledged and send this one. A failed produce rewinds to the committed offsets,
+        so nothing is lost (a crash between a produce and its commit delivers those frames
+        again)."""
+        started = time.perf_counter()
         outcome = self._engine.process(cast(Sequence[EngineMessage], records))
+        shaped = time.perf_counter()
+        _stage("route", outcome.route_seconds)
+        _stage("encrypt", shaped - started - outcome.route_seconds)
+        if not self._settle_at_least_once(consumer, producer):
+            return  # rewound: this batch is read again
         failures: list[KafkaError] = []
 
         def on_delivery(err: KafkaError | None, _msg: Any) -> None:
             if err is not None:
                 failures.append(err)
 
-        started = time.perf_counter()
         key_records = self._keybook.take_new_records()
         for key_record in key_records:
             out = OutRecord(self._topics.keys, key_record.kafka_key(), key_record.to_json(), [])
             _produce(producer, out, on_delivery)
         for out in (*outcome.frames, *outcome.dead_letters, *self._audit_records(outcome)):
             _produce(producer, out, on_delivery)
+        _stage("produce", time.perf_counter() - shaped)
+        self._in_flight = (outcome, key_records, _next_offsets(records), failures)
+
+    def _settle_at_least_once(self, consumer: Any, producer: Any) -> bool:
+        """Wait for the acknowledgements of the batch in flight and commit its offsets;
+        False if a frame failed (then the consumer is rewound to the last commit)."""
+        if self._in_flight is None:
+            return True
+        outcome, key_records, offsets, failures = self._in_flight
+        self._in_flight = None
+        started = time.perf_counter()
         remaining = producer.flush(60)
         if failures or remaining:
             reason = failures[0].name() if failures else "FLUSH_TIMEOUT"
             metrics.ROUTER_TXN_ABORTS.labels(reason).inc()
             self._keybook.abort()
-            log.warning("router delivery failed (%s); re-reading the batch", reason)
+            log.warning("router delivery failed (%s); re-reading from the last commit", reason)
             self._rewind(consumer)
-            return
-        consumer.commit(offsets=_next_offsets(records), asynchronous=False)
-        metrics.ROUTER_TXN_SECONDS.observe(time.perf_counter() - started)
+            return False
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # The frames are out; their offsets will be committed by whoever reads the
+            # records again (at-least-once: a duplicate, never a loss).
+            log.warning("offset commit failed: %s", exc)
+        seconds = time.perf_counter() - started
+        _stage("commit", seconds)
+        metrics.ROUTER_TXN_SECONDS.observe(seconds)
         for key_record in key_records:
             metrics.ROUTER_KEYS_CREATED.labels(key_record.suite.name).inc()
         self._keybook.commit()
         self.batches_committed += 1
         self._record_metrics(outcome)
+        return True
 
     @staticmethod
     def _rewind(consumer: Any) -> None:

@@ -98,12 +98,16 @@ class HubWorld:
 
 @contextmanager
 def hub_world(
-    bootstrap: str, tmp: Path, roles: tuple[str, ...] = ("api", "router")
+    bootstrap: str,
+    tmp: Path,
+    roles: tuple[str, ...] = ("api", "router"),
+    **overrides: Any,
 ) -> Iterator[HubWorld]:
-    """A hub on ``bootstrap`` with its own topic prefix; ``roles`` run in this process."""
+    """A hub on ``bootstrap`` with its own topic prefix; ``roles`` run in this process;
+    ``overrides`` are dotted config keys (``{"router.exactly_once": False}``)."""
     prefix = f"it{uuid.uuid4().hex[:8]}."
     config = isolated_config(
-        bootstrap, prefix, tmp / "state", **{"router.transaction_interval_ms": 100}
+        bootstrap, prefix, tmp / "state", **{"router.transaction_interval_ms": 100, **overrides}
     )
     runtime = HubRuntime(config, roles)
     runtime.start()
