@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
     )
     parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="profile the router (pyinstrument) during the main hub run; report to this file",
+    )
+    parser.add_argument(
         "--only",
         default="throughput,variants,scale,latency",
         help="comma-separated parts to run (throughput,variants,scale,latency)",
@@ -198,7 +204,12 @@ def _broker_pid(local: LocalKafka | None, bootstrap: str) -> int | None:
 
 @contextmanager
 def router_process(
-    inst: Installation, tmp: Path, group: str, exactly_once: bool = True, plaintext: bool = False
+    inst: Installation,
+    tmp: Path,
+    group: str,
+    exactly_once: bool = True,
+    plaintext: bool = False,
+    profile: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     cfg = inst.config
     path = tmp / f"router-{group}.toml"
@@ -223,6 +234,8 @@ def router_process(
     command = [sys.executable, "-m", "hub.bench.procs", "router", "--config", str(path)]
     if plaintext:
         command.append("--plaintext")
+    if profile is not None:
+        command += ["--profile", str(profile)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None
@@ -245,14 +258,16 @@ def measure_router(
     broker_pid: int | None,
     exactly_once: bool = True,
     plaintext: bool = False,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Route the whole backlog with a fresh consumer group; rate between the first and the
-    last commit (at least three commits)."""
+    last commit seen. With ``profile``, the router process profiles itself (pyinstrument)
+    and writes the report there when it stops."""
     group = f"{inst.config.kafka.topic_prefix}router-{uuid.uuid4().hex[:6]}"
     probe = kafka.consumer(inst.config.kafka.bootstrap_servers, group, "bench-probe")
     tps = [TopicPartition(inst.source, p) for p in range(SOURCE_PARTITIONS)]
     total = inst.records
-    with router_process(inst, tmp, group, exactly_once, plaintext) as proc:
+    with router_process(inst, tmp, group, exactly_once, plaintext, profile) as proc:
         first: tuple[float, int, float | None, float | None] | None = None
         last = first
         commits = 0
@@ -546,7 +561,7 @@ def run(args: argparse.Namespace) -> int:
         if parts & {"throughput", "variants", "latency"}:
             raw = measure_raw(std, f"{std.config.kafka.topic_prefix}bench-raw-out", broker_pid)
             _say(f"baseline raw loop: {raw['records_per_s']:,.0f} records/s")
-            hub = measure_router(std, tmp, broker_pid)
+            hub = measure_router(std, tmp, broker_pid, profile=args.profile)
             _say(f"hub router: {hub['records_per_s']:,.0f} records/s")
             result.update(
                 baseline_records_per_s=round(raw["records_per_s"]),

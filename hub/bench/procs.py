@@ -78,7 +78,9 @@ def raw_loop(
     }
 
 
-def run_router(config_path: Path, plaintext: bool) -> int:
+def run_router(config_path: Path, plaintext: bool, profile: Path | None = None) -> int:
+    """The router on this process's main thread until SIGTERM; with ``profile``, under
+    pyinstrument, its report written there at the end."""
     from hub.config import load_config
     from hub.router.service import RouterService
     from hub.runtime import HubRuntime
@@ -91,14 +93,28 @@ def run_router(config_path: Path, plaintext: bool) -> int:
     service = RouterService(
         config, runtime.state, runtime.kms, PlaintextSealer if plaintext else FrameSealer
     )
-    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    thread.start()
-    while not service.ready and thread.is_alive():
-        time.sleep(0.02)
-    print("ready", flush=True)
-    stop.wait()
-    thread.join(30)
-    runtime.stop()
+
+    def announce() -> None:
+        while not service.ready and not stop.is_set():
+            time.sleep(0.02)
+        print("ready", flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    profiler = None
+    if profile is not None:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001)
+        profiler.start()
+    try:
+        service.run(stop)
+    finally:
+        if profiler is not None:
+            profiler.stop()
+            assert profile is not None
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            profile.write_text(profiler.output_text(unicode=True, show_all=False))
+        runtime.stop()
     return 0
 
 
@@ -115,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     router = sub.add_parser("router")
     router.add_argument("--config", type=Path, required=True)
     router.add_argument("--plaintext", action="store_true")
+    router.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.what == "raw":
         result = raw_loop(
@@ -122,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return 0
-    return run_router(args.config, args.plaintext)
+    return run_router(args.config, args.plaintext, args.profile)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class RouterService:
             rc.max_frame_bytes,
         )
         self.batches_committed = 0
-        self._revoked: set[tuple[str | None, int | None]] = set()
+        self._revoked: set[tuple[str, int]] = set()
         self._in_flight: tuple[Outcome, list[Any], list[TopicPartition], list[Any]] | None = None
         self._ready = threading.Event()
 
@@ -160,8 +160,8 @@ class RouterService:
 
         def on_revoke(c: Any, partitions: list[TopicPartition]) -> None:
             # The batch in flight holds offsets of these partitions: let it finish before
-            # they move to another router. Records of them gathered for the next batch are
-            # dropped: their new owner reads them from the last commit.
+            # they move to another router. What was gathered for the next batch is dropped
+            # (see run): the partitions' new owner reads them from the last commit.
             self._revoked.update((tp.topic, tp.partition) for tp in partitions)
             settle()
 
@@ -180,9 +180,11 @@ class RouterService:
                 self._revoked.clear()
                 records = self._gather(consumer)
                 if self._revoked:
-                    records = [
-                        m for m in records if (m.topic(), m.partition()) not in self._revoked
-                    ]
+                    # A rebalance during gathering: what was gathered may mix partitions
+                    # now owned elsewhere with re-assigned ones. Read again from the last
+                    # commit of what is owned now; nothing is lost or routed twice.
+                    records = []
+                    self._rewind(consumer)
                 gathered = time.perf_counter()
                 _stage("consume", gathered - started)
                 # Policy is brought up to date after gathering: a grant written before a
@@ -199,7 +201,7 @@ class RouterService:
                     self._transact(consumer, producer, committer, records)
                 else:
                     self._deliver_at_least_once(consumer, producer, records)
-                self._record_lag(consumer, records)
+                self._record_lag(consumer)
             settle()
         finally:
             self._ready.clear()
@@ -220,7 +222,11 @@ class RouterService:
                 break
             want = min(rc.consume_batch, rc.max_transaction_records - len(records))
             messages = consumer.consume(want, remaining)
-            records.extend(m for m in messages if self._usable(m))
+            usable = [m for m in messages if m.error() is None]
+            if len(usable) != len(messages):
+                for m in messages:
+                    self._usable(m)  # logs what is worth logging
+            records += usable
             if len(messages) < want and records:
                 break  # caught up with the log: commit what there is now
         return records
@@ -266,7 +272,7 @@ class RouterService:
             for out in self._audit_records(outcome):
                 _produce(producer, out)
             producer.send_offsets_to_transaction(
-                _next_offsets(records), consumer.consumer_group_metadata(), 30
+                _next_offsets(consumer), consumer.consumer_group_metadata(), 30
             )
         except KafkaException as exc:
             self._aborted(consumer, producer, exc)
@@ -333,10 +339,10 @@ class RouterService:
         metrics.ROUTER_AUDIT_RECORDS.inc(len(out))
         return out
 
-    def _record_lag(self, consumer: Any, records: list[Message]) -> None:
+    def _record_lag(self, consumer: Any) -> None:
         """Lag by source topic from the client's cached watermarks (no broker call)."""
         lag: dict[str, int] = {}
-        for tp in _next_offsets(records):
+        for tp in _next_offsets(consumer):
             try:
                 _, high = consumer.get_watermark_offsets(tp, cached=True)
             except KafkaException:
@@ -372,7 +378,7 @@ class RouterService:
         for out in (*outcome.frames, *outcome.dead_letters, *self._audit_records(outcome)):
             _produce(producer, out, on_delivery)
         _stage("produce", time.perf_counter() - shaped)
-        self._in_flight = (outcome, key_records, _next_offsets(records), failures)
+        self._in_flight = (outcome, key_records, _next_offsets(consumer), failures)
 
     def _settle_at_least_once(self, consumer: Any, producer: Any) -> bool:
         """Wait for the acknowledgements of the batch in flight and commit its offsets;
@@ -412,7 +418,11 @@ class RouterService:
         committed = consumer.committed(consumer.assignment(), timeout=10)
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else 0
-            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            try:
+                consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            except KafkaException as exc:
+                # Not fetching yet (just assigned): it starts from the commit anyway.
+                log.debug("seek %s[%d] skipped: %s", tp.topic, tp.partition, exc)
 
     @staticmethod
     def _record_metrics(outcome: Outcome) -> None:
@@ -490,12 +500,11 @@ class _Committer:
         return result
 
 
-def _next_offsets(records: Sequence[Message]) -> list[TopicPartition]:
-    """The offsets to commit for a batch: one past the last record of each partition."""
-    last: dict[tuple[str, int], int] = {}
-    for msg in records:
-        last[(msg.topic(), msg.partition())] = msg.offset()  # type: ignore[index,assignment]
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+def _next_offsets(consumer: Any) -> list[TopicPartition]:
+    """The offsets to commit for what was consumed so far: the consumer's position on each
+    assigned partition (one past the last record handed out). Nothing is consumed between
+    a batch's gathering and its commit, so this is exactly the batch's end."""
+    return [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
 
 
 def _produce(producer: Any, out: OutRecord, on_delivery: Any = None) -> None:
