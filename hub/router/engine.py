@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from hub.crypto.frames import HeaderTemplate
 from hub.crypto.suites import PayloadSuite
 from hub.delivery import RECORD_COUNT_HEADER, delivery_partition
+from hub.policy.splice import SpliceError, compile_splice
 from hub.policy.views import CompiledView, View, ViewError, compile_view
 from hub.regions import InvalidRegionCode, Level, level_of
 from hub.registry.schemas import AvroCodec, RecordDecodeError, RecordEncodeError, SchemaError
@@ -28,21 +29,6 @@ from hub.router.routing import Route, RoutingTable
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
-
-try:  # the native splicer is being added alongside; until then every view is Python-shaped
-    from hub.policy.splice import compile_splice  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover
-
-    def compile_splice(view: Any, writer: str) -> Any:  # type: ignore[misc,unused-ignore]
-        return None
-
-
-try:
-    from hub.policy._splice import SpliceError  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover
-
-    class SpliceError(ValueError):  # type: ignore[no-redef,unused-ignore]
-        pass
 
 
 H_REGION = "govhub-region"
