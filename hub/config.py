@@ -69,7 +69,7 @@ class RouterConfig(_Frozen):
         description="how soon the group reassigns a dead router's partitions",
     )
     max_transaction_records: int = Field(
-        default=20_000, ge=1, le=1_000_000, description="source records per transaction at most"
+        default=50_000, ge=1, le=1_000_000, description="source records per transaction at most"
     )
     transaction_interval_ms: int = Field(default=200, ge=10, le=60_000)
     max_frame_entries: int = Field(default=500, ge=1, le=100_000)

@@ -132,8 +132,12 @@ class _Slot:
     route: Route
     tier: str
     resource: str
+    kafka_key: bytes
+    delivery_partition: int
+    suite: PayloadSuite | None
     template: HeaderTemplate | None = None
     template_key: bytes = b""
+    key_hex: str = ""
 
 
 class _PythonShaper:
@@ -271,7 +275,16 @@ class ExchangeEngine:
         slot = self._slot_of.get(id(route))
         if slot is None:
             slot = self._slot_of[id(route)] = len(self._slots)
-            self._slots.append(_Slot(route, self._tier_of(route.recipient), resource))
+            self._slots.append(
+                _Slot(
+                    route,
+                    self._tier_of(route.recipient),
+                    resource,
+                    route.recipient.encode(),
+                    delivery_partition(route.recipient, self._delivery_partitions),
+                    SUITES.get(route.suite) if route.suite else None,
+                )
+            )
         return slot
 
     def _shaper(self, schema_id: int, view: View) -> tuple[Callable[[bytes], bytes | None], int]:
@@ -330,8 +343,7 @@ class ExchangeEngine:
         outcome: Outcome,
     ) -> None:
         route = slot.route
-        suite = SUITES.get(route.suite) if route.suite else None
-        record, sealer = self._keybook.sealer_for(route.recipient, suite)
+        record, sealer = self._keybook.sealer_for(route.recipient, slot.suite)
         if slot.template is None or slot.template_key != record.key_id:
             slot.template = HeaderTemplate(
                 PayloadSuite(record.suite),
@@ -341,14 +353,15 @@ class ExchangeEngine:
                 route.subscription,
             )
             slot.template_key = record.key_id
+            slot.key_hex = record.key_id.hex()
         data = sealer.seal_block(slot.template.encode(partition, first, last), block)
         outcome.frames.append(
             OutRecord(
                 self._topics.delivery,
-                route.recipient.encode(),
+                slot.kafka_key,
                 data,
-                [(RECORD_COUNT_HEADER, str(count).encode())],
-                delivery_partition(route.recipient, self._delivery_partitions),
+                [(RECORD_COUNT_HEADER, b"%d" % count)],
+                slot.delivery_partition,
             )
         )
         outcome.audit.append(
@@ -360,7 +373,7 @@ class ExchangeEngine:
                 first,
                 last,
                 count,
-                record.key_id.hex(),
+                slot.key_hex,
                 data[-16:].hex(),
             ]
         )
