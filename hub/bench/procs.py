@@ -51,7 +51,7 @@ def raw_loop(
     started: float | None = None
     cpu0 = time.process_time()
     while (forever and not stop.is_set()) or (not forever and seen < count):
-        batch = consumer.consume(2000, 0.2)
+        batch = consumer.consume(2000, 0.01)
         for msg in batch:
             if msg.error() is not None:
                 continue
