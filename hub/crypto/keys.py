@@ -180,7 +180,7 @@ def new_data_key_record(
         recipient=recipient,
         key_id=key_id,
         suite=suite,
-        wrapped=kms.wrap(dek, context),
+        wrapped=kms.wrap(dek, context, national=suite is PayloadSuite.SM4_GCM),
         kek_id=kms.kek_id,
         created_at_ms=created,
         not_after_ms=not_after,

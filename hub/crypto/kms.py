@@ -15,14 +15,20 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub.crypto.errors import KeyFileError, KeyUnwrapError
+from hub.crypto.suites import Sm4Gcm
 
-__all__ = ["KEK_LEN", "WRAP_VERSION", "Kms", "LocalFileKms"]
+__all__ = ["KEK_LEN", "WRAP_VERSION", "WRAP_VERSION_SM", "Kms", "LocalFileKms"]
 
 KEK_LEN = 32
 WRAP_VERSION = 1
+WRAP_VERSION_SM = 2
+"""国密 wrap: SM4-GCM under a key derived from the KEK with HKDF-SM3."""
+_SM_INFO = b"govhub KEK SM4-GCM wrap v2"
 _KEK_ID_LEN = 8
 _NONCE_LEN = 12
 # version, KEK id (raw 8 bytes), nonce
@@ -33,13 +39,14 @@ class Kms(Protocol):
     """Wraps and unwraps data keys under a KEK.
 
     `context` is bound to the wrapped key: unwrapping with any other context fails with
-    KeyUnwrapError.
+    KeyUnwrapError. ``national`` asks for the 国密 algorithms (SM4, SM3) for this key, as
+    used for SM4-GCM data keys.
     """
 
     @property
     def kek_id(self) -> str: ...
 
-    def wrap(self, dek: bytes, context: bytes) -> bytes: ...
+    def wrap(self, dek: bytes, context: bytes, national: bool = False) -> bytes: ...
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes: ...
 
@@ -47,8 +54,9 @@ class Kms(Protocol):
 class LocalFileKms:
     """KEK of 32 random bytes in a file only its owner can read (mode 0600).
 
-    Wrapped keys are ``version (1) | KEK id (8) | nonce (12) | AES-256-GCM(dek) || tag``
-    with ``version | KEK id | context`` as associated data.
+    Wrapped keys are ``version | KEK id (8) | nonce (12) | AEAD(dek) || tag`` with
+    ``version | KEK id | context`` as associated data: version 1 is AES-256-GCM under the
+    KEK, version 2 (国密) SM4-GCM under HKDF-SM3(KEK).
     """
 
     def __init__(self, path: Path, create: bool = False) -> None:
@@ -58,6 +66,7 @@ class LocalFileKms:
         self._kek_id_raw = digest
         self._kek_id = digest.hex()
         self._aead = AESGCM(kek)
+        self._sm_aead = Sm4Gcm(HKDF(hashes.SM3(), 16, salt=None, info=_SM_INFO).derive(kek))
 
     @property
     def kek_id(self) -> str:
@@ -66,27 +75,30 @@ class LocalFileKms:
     def __repr__(self) -> str:
         return f"LocalFileKms(path={str(self.path)!r}, kek_id={self._kek_id!r})"
 
-    def wrap(self, dek: bytes, context: bytes) -> bytes:
-        return self._wrap(dek, context, os.urandom(_NONCE_LEN))
+    def wrap(self, dek: bytes, context: bytes, national: bool = False) -> bytes:
+        return self._wrap(dek, context, os.urandom(_NONCE_LEN), national)
 
-    def _wrap(self, dek: bytes, context: bytes, nonce: bytes) -> bytes:
-        header = _WRAP_HEADER.pack(WRAP_VERSION, self._kek_id_raw, nonce)
+    def _wrap(self, dek: bytes, context: bytes, nonce: bytes, national: bool = False) -> bytes:
+        version = WRAP_VERSION_SM if national else WRAP_VERSION
+        header = _WRAP_HEADER.pack(version, self._kek_id_raw, nonce)
         aad = header[: 1 + _KEK_ID_LEN] + context
-        return header + self._aead.encrypt(nonce, dek, aad)
+        aead = self._sm_aead if national else self._aead
+        return header + aead.encrypt(nonce, dek, aad)
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
         if len(wrapped) < _WRAP_HEADER.size + 16:
             raise KeyUnwrapError(f"wrapped key of {len(wrapped)} bytes is truncated")
         version, kek_id, nonce = _WRAP_HEADER.unpack_from(wrapped, 0)
-        if version != WRAP_VERSION:
+        if version not in (WRAP_VERSION, WRAP_VERSION_SM):
             raise KeyUnwrapError(f"unsupported wrapped-key version {version}")
         if kek_id != self._kek_id_raw:
             raise KeyUnwrapError(
                 f"key is wrapped under KEK {kek_id.hex()}, this KMS holds KEK {self._kek_id}"
             )
         aad = wrapped[: 1 + _KEK_ID_LEN] + context
+        aead = self._sm_aead if version == WRAP_VERSION_SM else self._aead
         try:
-            return self._aead.decrypt(nonce, wrapped[_WRAP_HEADER.size :], aad)
+            return aead.decrypt(nonce, wrapped[_WRAP_HEADER.size :], aad)
         except InvalidTag:
             raise KeyUnwrapError(
                 f"unwrap under KEK {self._kek_id} failed: wrong context or tampered key"

@@ -39,6 +39,8 @@ def test_new_record_and_unwrap(kms: LocalFileKms, suite: PayloadSuite) -> None:
     assert record.kafka_key() == f"330106001000/{record.key_id.hex()}".encode()
     assert unwrap_data_key(kms, record) == dek
     assert record.is_valid_at(NOW) and not record.is_valid_at(NOW + DAY)
+    # SM4-GCM keys are wrapped the 国密 way (SM4 under an SM3-derived key), AES keys with AES.
+    assert record.wrapped[0] == (2 if suite is PayloadSuite.SM4_GCM else 1)
 
 
 def test_default_clock(kms: LocalFileKms) -> None:

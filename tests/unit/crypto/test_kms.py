@@ -111,3 +111,27 @@ def test_repr_hides_key(kms: LocalFileKms) -> None:
     text = repr(kms)
     assert kms.kek_id in text
     assert (kms.path.read_bytes().hex()) not in text
+
+
+def test_national_wrap_uses_sm4_under_an_sm3_derived_key(kms: LocalFileKms) -> None:
+    """国密 deployments: SM4-GCM data keys are wrapped with SM4-GCM under HKDF-SM3(KEK)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from hub.crypto.suites import Sm4Gcm
+
+    dek = os.urandom(16)
+    wrapped = kms.wrap(dek, b"context", national=True)
+    assert wrapped[0] == 2 and wrapped[1:9].hex() == kms.kek_id
+    assert len(wrapped) == 1 + 8 + 12 + 16 + 16
+    assert kms.unwrap(wrapped, b"context") == dek
+    # Independently: the SM4 key is HKDF-SM3 of the KEK file's bytes.
+    kek = kms.path.read_bytes()
+    key = HKDF(hashes.SM3(), 16, salt=None, info=b"govhub KEK SM4-GCM wrap v2").derive(kek)
+    opened = Sm4Gcm(key).decrypt(wrapped[9:21], wrapped[21:], wrapped[:9] + b"context")
+    assert opened == dek
+    with pytest.raises(KeyUnwrapError, match="context"):
+        kms.unwrap(wrapped, b"other")
+    # The version byte is authenticated: relabelling as an AES wrap fails.
+    with pytest.raises(KeyUnwrapError):
+        kms.unwrap(b"\x01" + wrapped[1:], b"context")
