@@ -67,6 +67,11 @@ def test_metrics_are_exported(world: HubWorld) -> None:
     assert 'govhub_router_records_in_total{resource="dibao"}' in text
     assert 'govhub_router_deliveries_total{resource="dibao",tier="department"}' in text
     assert "govhub_api_key_releases_total" in text
+    for stage in ("consume", "policy", "route", "encrypt", "produce", "commit"):
+        assert f'govhub_router_stage_seconds_total{{stage="{stage}"}}' in text, stage
+    assert "govhub_router_lag_records{topic=" in text
+    assert "govhub_router_audit_records_total" in text
+    assert "govhub_router_transaction_commit_seconds_count" in text
     assert "govhub_connector_records_published_total" in text
     with urllib.request.urlopen(world.runtime.api_url + "/readyz", timeout=5) as response:
         assert orjson.loads(response.read())["status"] == "ready"
