@@ -36,13 +36,13 @@ typecheck: $(STAMP)  ## mypy (strict on hub/)
 	.venv/bin/mypy
 
 bench: $(STAMP)  ## every benchmark (results in benchmarks/results/)
-	$(PY) benchmarks/exchange_vs_raw.py
+	$(PY) benchmarks/exchange.py --json benchmarks/results/exchange.json
 	$(PY) benchmarks/registry_vs_hello.py
 	$(PY) benchmarks/connectors_ingest.py
 	$(PY) benchmarks/connectors_postgres.py
 
 bench-exchange: $(STAMP)  ## router vs a raw consume→produce loop
-	$(PY) benchmarks/exchange_vs_raw.py
+	$(PY) benchmarks/exchange.py --json benchmarks/results/exchange.json
 
 bench-registry: $(STAMP)  ## cached registry reads and registrations vs aiohttp hello-world
 	$(PY) benchmarks/registry_vs_hello.py
