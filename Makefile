@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh
+$(STAMP): pyproject.toml setup.py scripts/bootstrap.sh $(wildcard hub/*/_*.c)
 	./scripts/bootstrap.sh
 
 demo: $(STAMP)  ## start a local Kafka, run the end-to-end demo, stop everything
