@@ -140,9 +140,15 @@ class CompactedTable:
                 f"govhub-watermarks-{self.topic}",
                 self._client_config,
             )
-        _, high = self._watermarks.get_watermark_offsets(
-            TopicPartition(self.topic, 0), timeout=timeout, cached=False
-        )
+        try:
+            _, high = self._watermarks.get_watermark_offsets(
+                TopicPartition(self.topic, 0), timeout=timeout, cached=False
+            )
+        except KafkaException as exc:
+            # The broker is away or its leader moved (a restart): not caught up this time;
+            # the caller goes on with what is loaded and asks again.
+            log.warning("control table %s: end offset unavailable: %s", self.topic, exc)
+            return False
         return self.wait_for(lambda t: t._position >= high, timeout)
 
     # -- writes ----------------------------------------------------------------------------

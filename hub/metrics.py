@@ -82,7 +82,7 @@ ROUTER_LAG = Gauge(
 )
 ROUTER_KEY_ROTATIONS = Counter(
     "govhub_router_key_rotations_total",
-    "Recipient data keys retired early, by cause (policy change)",
+    "Recipient data keys retired early, by cause (policy-change, key-deleted)",
     ["cause"],
 )
 ROUTER_AUDIT_RECORDS = Counter(
@@ -189,6 +189,12 @@ GATEWAY_FRAME_LATENCY = Histogram(
     "Time from the frame's write into the delivery topic to its send to the subscriber",
     ["tier"],
     buckets=LATENCY_BUCKETS,
+)
+GATEWAY_GC_PAUSE = Histogram(
+    "govhub_gateway_gc_pause_seconds",
+    "Pauses of the gateway process for cyclic garbage collection, by generation",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 GATEWAY_INVALID_FRAMES = Counter(
     "govhub_gateway_invalid_frames_total",

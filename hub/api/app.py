@@ -11,7 +11,13 @@ import orjson
 from aiohttp import web
 
 from hub import metrics
-from hub.api import catalogue_routes, party_routes, registry_routes, subscription_routes
+from hub.api import (
+    catalogue_routes,
+    key_routes,
+    party_routes,
+    registry_routes,
+    subscription_routes,
+)
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import KMS_KEY, READY_KEY, STATE_KEY, in_thread, json_response
 from hub.api.security import AUTHENTICATOR_KEY, principal
@@ -24,7 +30,7 @@ from hub.state import ControlState
 log = logging.getLogger(__name__)
 
 KEY_WAIT_S = 3.0
-ROUTE_MODULES = (registry_routes, catalogue_routes, party_routes, subscription_routes)
+ROUTE_MODULES = (registry_routes, catalogue_routes, party_routes, key_routes, subscription_routes)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

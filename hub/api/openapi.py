@@ -131,9 +131,15 @@ APP_PATHS: dict[str, Any] = {
 
 
 def _route_modules() -> list[ModuleType]:
-    from hub.api import catalogue_routes, party_routes, registry_routes, subscription_routes
+    from hub.api import (
+        catalogue_routes,
+        key_routes,
+        party_routes,
+        registry_routes,
+        subscription_routes,
+    )
 
-    return [registry_routes, catalogue_routes, party_routes, subscription_routes]
+    return [registry_routes, catalogue_routes, party_routes, key_routes, subscription_routes]
 
 
 def build_document(modules: Sequence[ModuleType] | None = None) -> dict[str, Any]:

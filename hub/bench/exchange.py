@@ -267,6 +267,9 @@ def measure_router(
     probe = kafka.consumer(inst.config.kafka.bootstrap_servers, group, "bench-probe")
     tps = [TopicPartition(inst.source, p) for p in range(SOURCE_PARTITIONS)]
     total = inst.records
+    # The probe finds the group coordinator before the router starts, so its first look
+    # at the committed offsets is not late.
+    probe.committed(tps, timeout=10)
     with router_process(inst, tmp, group, exactly_once, plaintext, profile) as proc:
         first: tuple[float, int, float | None, float | None] | None = None
         last = first
@@ -460,7 +463,7 @@ def latency_hub(inst: Installation, tmp: Path, rate: float, seconds: float, warm
     _commit_end(bootstrap, group, inst.source)
     state = ControlState(cfg)
     state.start(60)
-    kms = LocalFileKms(cfg.crypto.kek_file)
+    kms = LocalFileKms(cfg.crypto.kek_file, create=True)
     districts = {p.id for p in inst.world.parties if p.id.startswith("d")}
     keys: dict[bytes, bytes] = {}
 
@@ -535,7 +538,7 @@ def _reader(bootstrap: str, topic: str, latest: bool) -> Any:
 # -- the run -----------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
-    records = args.records or (150_000 if args.quick else 400_000)
+    records = args.records or (250_000 if args.quick else 600_000)
     scale_records = records
     latency_s = 8.0 if args.quick else 20.0
     tmp = Path(tempfile.mkdtemp(prefix="govhub-bench-"))

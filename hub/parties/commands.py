@@ -1,6 +1,6 @@
 """``govhub party create|list|show|update|rotate-token|add-key|set-roles|suspend|resume|
-bootstrap-admin``: parties and credentials over the api (``bootstrap-admin`` writes the
-first system admin straight into the control state)."""
+data-keys|delete-data-keys|bootstrap-admin``: parties and credentials over the api
+(``bootstrap-admin`` writes the first system admin straight into the control state)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         status = _action(actions, name, f"{verb} a party", _status_runner(name))
         status.add_argument("id")
         status.add_argument("--reason")
+
+    data_keys = _action(actions, "data-keys", "list a recipient's data keys", run_data_keys)
+    data_keys.add_argument("id")
+
+    shred = _action(
+        actions,
+        "delete-data-keys",
+        "delete a recipient's data keys: its stored frames become unreadable (security admin)",
+        run_delete_data_keys,
+    )
+    shred.add_argument("id")
+    shred.add_argument("--reason", required=True, help="why (kept in the hub's log)")
+    shred.add_argument(
+        "--key-id", action="append", dest="key_ids", help="only this key id (repeatable)"
+    )
 
     boot = actions.add_parser(
         "bootstrap-admin",
@@ -230,6 +245,26 @@ def _status_runner(action: str) -> Handler:
 
     run.__name__ = f"run_{action}"
     return run
+
+
+def run_data_keys(args: argparse.Namespace, client: ApiClient) -> int:
+    def text(answer: Any) -> str:
+        rows = [
+            f"{k['key_id']}  {k['suite']:<12} created {k['created_at_ms']}  "
+            f"not after {k['not_after_ms']}"
+            for k in answer["keys"]
+        ]
+        return "\n".join([*rows, f"{answer['count']} data keys of {answer['party']}"])
+
+    return _print(args, client.call("GET", _path(args.id, "/data-keys")), text)
+
+
+def run_delete_data_keys(args: argparse.Namespace, client: ApiClient) -> int:
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.key_ids:
+        body["key_ids"] = args.key_ids
+    answer = client.call("POST", _path(args.id, "/data-keys/delete"), body)
+    return _print(args, answer, lambda a: f"deleted {a['count']} data keys of {a['party']}")
 
 
 def run_bootstrap(args: argparse.Namespace) -> int:

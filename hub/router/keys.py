@@ -89,6 +89,15 @@ class KeyBook:
         self._inflight.clear()
         self._pending.clear()
 
+    def retire(self, recipient: str, key_id_hex: str) -> bool:
+        """Stop using one key (it was deleted); True if it was the recipient's active key."""
+        retired = False
+        for slot, active in list(self._active.items()):
+            if slot[0] == recipient and active.record.key_id.hex() == key_id_hex:
+                del self._active[slot]
+                retired = True
+        return retired
+
     def rotate(self, recipient: str | None = None) -> int:
         """Retire keys early (policy change): for one recipient or for all. The next frame
         gets a new key; returns how many active keys were retired."""

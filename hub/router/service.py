@@ -8,9 +8,11 @@ exactly once (readers use ``read_committed``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import orjson
@@ -64,6 +66,11 @@ class RouterService:
             rc.max_frame_entries,
             rc.max_frame_bytes,
         )
+        # Deleted data keys (crypto-shredding): a tombstone in _govhub.keys retires the
+        # recipient's active key, so nothing more is sealed under a key that is gone.
+        self._shredded: list[str] = []
+        self._watchdog = _Watchdog()
+        state.keys.add_listener(self._on_key_record)
         self.batches_committed = 0
         self._revoked: set[tuple[str, int]] = set()
         self._in_flight: tuple[Outcome, list[Any], list[TopicPartition], list[Any]] | None = None
@@ -72,6 +79,20 @@ class RouterService:
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    def _on_key_record(self, key: str, value: Any) -> None:
+        """Reader-thread callback of the keys table; acted on by the router thread."""
+        if value is None and "/" in key and not key.startswith("_"):
+            self._shredded.append(key)
+
+    def _retire_shredded(self) -> None:
+        while self._shredded:
+            recipient, _, key_hex = self._shredded.pop().partition("/")
+            if self._keybook.retire(recipient, key_hex):
+                metrics.ROUTER_KEY_ROTATIONS.labels("key-deleted").inc()
+                log.info(
+                    "data key deleted; recipient gets a new key", extra={"recipient": recipient}
+                )
 
     # -- policy ----------------------------------------------------------------------------
     def _tier(self, recipient: str) -> str:
@@ -150,7 +171,7 @@ class RouterService:
             compression_type="none",
             **producer_extra,
         )
-        committer = _Committer(producer) if eos else None
+        committer = _Committer(producer, self._watchdog) if eos else None
 
         def settle() -> None:
             if committer is not None:
@@ -190,9 +211,10 @@ class RouterService:
                 # Policy is brought up to date after gathering: a grant written before a
                 # record was published applies to it even when another process wrote it,
                 # and a revocation takes effect with the next batch at the latest.
-                if records and not self._state.catch_up_policy():
+                if records and not (self._state.catch_up_policy() and self._state.keys.catch_up()):
                     log.warning("control state did not catch up; routing with what is loaded")
                 self._refresh_policy()
+                self._retire_shredded()
                 _stage("policy", time.perf_counter() - gathered)
                 if not records:
                     settle()
@@ -214,7 +236,9 @@ class RouterService:
         trips whatever its size, so a backlog is routed in large transactions while a
         trickle still commits within the interval."""
         rc = self._config.router
-        deadline = time.monotonic() + rc.transaction_interval_ms / 1000
+        started = time.monotonic()
+        deadline = started + rc.transaction_interval_ms / 1000
+        linger_until = started + rc.batch_linger_ms / 1000
         records: list[Message] = []
         while len(records) < rc.max_transaction_records:
             remaining = deadline - time.monotonic()
@@ -230,7 +254,7 @@ class RouterService:
                 for m in messages:
                     self._usable(m)  # logs what is worth logging
             records += usable
-            if len(messages) < want and records:
+            if len(messages) < want and records and time.monotonic() >= linger_until:
                 break  # caught up with the log: commit what there is now
         return records
 
@@ -261,7 +285,8 @@ class RouterService:
             # commit: this batch is read again, so what was shaped from it is dropped.
             return
         try:
-            producer.begin_transaction()
+            with self._watchdog.watch("begin_transaction", _TXN_CALL_S):
+                producer.begin_transaction()
             key_records = self._keybook.take_new_records()
             for key_record in key_records:
                 _produce(
@@ -274,9 +299,10 @@ class RouterService:
                 _produce(producer, out)
             for out in self._audit_records(outcome):
                 _produce(producer, out)
-            producer.send_offsets_to_transaction(
-                _next_offsets(consumer), consumer.consumer_group_metadata(), 30
-            )
+            with self._watchdog.watch("send_offsets_to_transaction", _TXN_CALL_S):
+                producer.send_offsets_to_transaction(
+                    _next_offsets(consumer), consumer.consumer_group_metadata(), _TXN_CALL_S
+                )
         except KafkaException as exc:
             self._aborted(consumer, producer, exc)
             return
@@ -312,7 +338,8 @@ class RouterService:
             raise exc
         log.warning("router transaction aborted (%s); re-reading from the last commit", exc)
         try:
-            producer.abort_transaction(30)
+            with self._watchdog.watch("abort_transaction", _TXN_CALL_S):
+                producer.abort_transaction(_TXN_CALL_S)
         except KafkaException:
             log.exception("abort_transaction failed")
         self._rewind(consumer)
@@ -468,12 +495,67 @@ def _policies(tables: Any) -> dict[str, frozenset[tuple[str, Any, str | None]]]:
     return {r: frozenset(v) for r, v in out.items()}
 
 
+_HUNG_GRACE_S = 5.0
+HUNG_EXIT_CODE = 70
+# Transactional call timeouts (seconds). Short enough that a router cut off from its
+# coordinator gives up (and, if librdkafka does not return, exits) within seconds.
+_TXN_CALL_S = 10.0
+_COMMIT_S = 20.0
+
+
+class _Watchdog:
+    """Ends the process if a transactional call hangs far past its own timeout (librdkafka
+    can wait on a broker that went away without honouring the timeout). Exiting is safe: a
+    restarted router with the same transactional id fences the open transaction, which the
+    broker aborts, and re-reads from the last commit."""
+
+    def __init__(self, grace_s: float = _HUNG_GRACE_S) -> None:
+        self._grace = grace_s
+        self._calls: dict[int, tuple[str, float]] = {}  # thread -> (call, hung after)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watch(self, call: str, timeout_s: float) -> Iterator[None]:
+        """Watch one call that has its own ``timeout_s``: hung means well past it."""
+        token = threading.get_ident()
+        with self._lock:
+            self._calls[token] = (call, time.monotonic() + timeout_s + self._grace)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="govhub-router-watchdog", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._calls.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            with self._lock:
+                hung = [c for c, after in self._calls.values() if now > after]
+            if hung:
+                log.critical(
+                    "router transaction call %s hung past its timeout; exiting (code %d) "
+                    "for the supervisor to restart the router",
+                    hung[0],
+                    HUNG_EXIT_CODE,
+                )
+                logging.shutdown()
+                os._exit(HUNG_EXIT_CODE)
+
+
 class _Committer:
     """Commits one transaction at a time on a background thread, so the router shapes the
     next batch meanwhile (librdkafka releases the GIL while it waits for the broker)."""
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: Any, watchdog: _Watchdog) -> None:
         self.producer = producer
+        self._watchdog = watchdog
         self._thread: threading.Thread | None = None
         self._result: tuple[Outcome, list[Any], KafkaException | None, float] | None = None
 
@@ -484,7 +566,8 @@ class _Committer:
             started = time.perf_counter()
             error: KafkaException | None = None
             try:
-                self.producer.commit_transaction(60)
+                with self._watchdog.watch("commit_transaction", _COMMIT_S):
+                    self.producer.commit_transaction(_COMMIT_S)
             except KafkaException as exc:
                 error = exc
             self._result = (outcome, key_records, error, time.perf_counter() - started)
