@@ -14,7 +14,12 @@ from hub.logs import setup_logging
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import faulthandler
+
     from hub.runtime import HubRuntime, StartupError
+
+    # `kill -USR1 <pid>` prints every thread's stack to stderr (diagnosing a stuck role).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     overrides = {}
     if args.port is not None:
@@ -37,8 +42,16 @@ def _serve(args: argparse.Namespace) -> int:
         if "api" in roles
         else f" metrics at http://{config.metrics.host}:{runtime.metrics_port}/metrics"
     )
+    if "gateway" in roles:
+        where += f" gateway at {runtime.gateway_url}"
     print(f"govhub serving roles {','.join(roles)};{where}", flush=True)
-    stop.wait()
+    # A role whose thread died makes the process exit non-zero, so its supervisor restarts
+    # it (a new router fences the old one's transaction).
+    while not stop.wait(0.5):
+        if runtime.failure is not None:
+            print(f"govhub: error: {runtime.failure}", file=sys.stderr)
+            runtime.stop()
+            return 1
     runtime.stop()
     return 0
 
@@ -56,9 +69,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from connectors.commands import register as register_connector
+    from connectors.subscribe import register as register_subscribe
     from hub.bench import register as register_bench
     from hub.catalogue.commands import register as register_catalogue
     from hub.localkafka.commands import register as register_kafka
+    from hub.ops.doctor import register as register_doctor
     from hub.parties.commands import register as register_party
     from hub.subscriptions.commands import register as register_subscription
 
@@ -74,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     register_catalogue(sub)
     register_party(sub)
     register_subscription(sub)
+    register_subscribe(sub)
     register_bench(sub)
+    register_doctor(sub)
 
     serve = sub.add_parser("serve", help="run hub roles in this process")
-    serve.add_argument("--roles", default="api,router", help="comma-separated: api,router")
+    serve.add_argument("--roles", default="api,router", help="comma-separated: api,router,gateway")
     serve.add_argument("--config", type=Path, default=None, help="TOML config file")
     serve.add_argument("--port", type=int, default=None, help="api port (overrides config)")
     serve.set_defaults(func=_serve)

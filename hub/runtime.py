@@ -10,17 +10,19 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from hub import kafka, metrics
+from hub import kafka
 from hub.api.app import build_app
 from hub.config import HubConfig
 from hub.crypto.kms import LocalFileKms
+from hub.gateway.service import GatewayService
+from hub.ops.health import BrokerProbe, HealthServer, export_readiness
 from hub.router.service import RouterService
 from hub.state import ControlState
 from hub.topics import ensure_hub_topics
 
 log = logging.getLogger(__name__)
 
-ROLES = ("api", "router")
+ROLES = ("api", "router", "gateway")
 
 
 class StartupError(Exception):
@@ -37,6 +39,9 @@ class HubRuntime:
         self.state = ControlState(config)
         self.kms = LocalFileKms(config.crypto.kek_file, create=True)
         self.router: RouterService | None = None
+        self.failure: str | None = None
+        """Set when a role's thread ended with an error: the process should exit."""
+        self.gateway: GatewayService | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._api_loop: asyncio.AbstractEventLoop | None = None
@@ -45,6 +50,14 @@ class HubRuntime:
         self._api_error: BaseException | None = None
         self.api_port: int | None = None
         self.metrics_port: int | None = None
+        self.broker_probe = BrokerProbe(config.kafka.bootstrap_servers, config.kafka.client_config)
+        self._health: HealthServer | None = None
+
+    @property
+    def gateway_url(self) -> str:
+        if self.gateway is None or self.gateway.url is None:
+            raise StartupError("the gateway role is not running")
+        return self.gateway.url
 
     @property
     def api_url(self) -> str:
@@ -58,6 +71,9 @@ class HubRuntime:
         ]
         if "router" in self.roles and (self.router is None or not self.router.ready):
             problems.append("router not ready (broker unreachable or transactions not initialised)")
+        if "gateway" in self.roles:
+            problems += self.gateway.readiness() if self.gateway else ["gateway not started"]
+        problems += self.broker_probe.problems()
         return problems
 
     def start(self, timeout: float = 60.0) -> None:
@@ -67,9 +83,16 @@ class HubRuntime:
             admin, self.state.topics, cfg.kafka.delivery_partitions, cfg.kafka.replication_factor
         )
         self.state.start(timeout)
+        self.broker_probe.start()
+        export_readiness(self.readiness)
         if "router" in self.roles:
             self.router = RouterService(cfg, self.state, self.kms)
             self._spawn("router", self._run_router)
+        if "gateway" in self.roles:
+            self.gateway = GatewayService(cfg, self.state, self.kms)
+            self._spawn("gateway", self._run_gateway)
+            if not self.gateway.ready.wait(timeout) or self.gateway.error is not None:
+                raise StartupError(f"gateway failed to start: {self.gateway.error or 'timeout'}")
         if "api" in self.roles:
             self._spawn("api", self._run_api)
             if not self._api_started.wait(timeout):
@@ -77,7 +100,9 @@ class HubRuntime:
             if self._api_error is not None:
                 raise StartupError(f"api failed to start: {self._api_error}")
         elif cfg.metrics.port is not None:
-            self.metrics_port = metrics.serve_metrics(cfg.metrics.port, cfg.metrics.host)
+            # /healthz and /readyz beside /metrics, so a router alone can be probed too.
+            self._health = HealthServer(cfg.metrics.host, cfg.metrics.port, self.readiness)
+            self.metrics_port = self._health.start()
         log.info("hub roles started", extra={"roles": list(self.roles)})
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -96,8 +121,13 @@ class HubRuntime:
         assert self.router is not None
         try:
             self.router.run(self._stop)
-        except Exception:
+        except Exception as exc:
             log.exception("router stopped with an error")
+            self.failure = f"router stopped with an error: {exc}"
+
+    def _run_gateway(self) -> None:
+        assert self.gateway is not None
+        self.gateway.run(self._stop)
 
     def _run_api(self) -> None:
         loop = asyncio.new_event_loop()
@@ -135,6 +165,10 @@ class HubRuntime:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()
+        if self._health is not None:
+            self._health.stop()
+            self._health = None
+        self.broker_probe.stop()
         self.state.stop()
 
     def __enter__(self) -> HubRuntime:

@@ -13,30 +13,22 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from connectors.base import Backpressure
-from connectors.sdk.errors import FrameRejected, KeyFetchError, SubscriptionRevoked
+from connectors.sdk.frames import FrameOpener
 from connectors.sdk.hubclient import HubClient
 from connectors.sinks.base import Cursor, DeliveredRecord, Sink
 from hub import kafka, metrics
-from hub.crypto.errors import (
-    FrameAuthError,
-    FrameFormatError,
-    FrameReplayError,
-    WrongRecipientError,
-)
-from hub.crypto.frames import FrameSequenceChecker, open_frame, peek_header
+from hub.crypto.frames import FrameSequenceChecker
 from hub.crypto.keyrelease import KemSuite
 from hub.delivery import delivery_partition
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
-
-KEY_FETCH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -56,41 +48,13 @@ class SubscriberClient:
         self._s = settings
         self._sink = sink
         self._hub = HubClient(settings.api_url, settings.token)
-        self._keys: dict[bytes, bytes] = {}
+        self._opener = FrameOpener(
+            settings.recipient, self._hub, settings.private_key, settings.kem
+        )
         self._topic = Topics(settings.topic_prefix).delivery
         self.records = 0
-        self.frames = 0
-        self.replays_skipped = 0
         self.backpressure_waits = 0
         self.recent_latencies_ms: deque[float] = deque(maxlen=2000)
-
-    def _key_for(self, subscription: str) -> Callable[[bytes], bytes]:
-        def key_for(key_id: bytes) -> bytes:
-            key = self._keys.get(key_id)
-            if key is None:
-                key = self._fetch_key(subscription, key_id)
-                self._keys[key_id] = key
-            return key
-
-        return key_for
-
-    def _fetch_key(self, subscription: str, key_id: bytes) -> bytes:
-        """Key release with retries for transient failures (hub unreachable or still
-        catching up); a refusal (revoked, suspended, expired) is final at once."""
-        delay, attempt = 0.2, 1
-        while True:
-            try:
-                return self._hub.release_key(
-                    self._s.recipient, subscription, key_id, self._s.private_key, self._s.kem
-                )
-            except SubscriptionRevoked:
-                raise
-            except KeyFetchError as exc:
-                if attempt >= KEY_FETCH_ATTEMPTS:
-                    raise
-                log.warning("key fetch failed (attempt %d): %s; retrying", attempt, exc)
-                time.sleep(delay)
-                delay, attempt = min(delay * 2, 5.0), attempt + 1
 
     def run(self, stop: threading.Event, idle_timeout: float | None = None) -> None:
         """Consume until ``stop`` is set (or nothing arrived for ``idle_timeout`` seconds)."""
@@ -172,38 +136,12 @@ class SubscriberClient:
                     return False
 
     def _open(self, frame: bytes, sequence: FrameSequenceChecker) -> list[DeliveredRecord]:
-        try:
-            header = peek_header(frame)
-            sequence.check(header)
-            header, entries = open_frame(
-                frame, self._s.recipient, self._key_for(header.subscription)
-            )
-        except FrameReplayError as exc:
-            metrics.SDK_FRAMES.labels("replay").inc()
-            self.replays_skipped += 1
-            log.warning("skipping frame already processed: %s", exc)
-            return []
-        except (FrameAuthError, FrameFormatError, WrongRecipientError) as exc:
-            metrics.SDK_FRAMES.labels("rejected").inc()
-            raise FrameRejected(f"frame rejected: {exc}") from exc
-        sequence.record(header)
-        metrics.SDK_FRAMES.labels("ok").inc()
-        self.frames += 1
-        received = int(time.time() * 1000)
-        records = []
-        for entry in entries:
-            codec = self._hub.codec(entry.schema_id)
-            records.append(
-                DeliveredRecord(
-                    resource=header.resource,
-                    subscription=header.subscription,
-                    record_id=entry.record_id,
-                    source_topic=entry.topic,
-                    source_partition=entry.partition,
-                    source_offset=entry.offset,
-                    ingested_at_ms=entry.ingested_at_ms,
-                    received_at_ms=received,
-                    data=codec.decode(entry.payload),
-                )
-            )
-        return records
+        return self._opener.open(frame, sequence)
+
+    @property
+    def frames(self) -> int:
+        return self._opener.frames
+
+    @property
+    def replays_skipped(self) -> int:
+        return self._opener.replays_skipped

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from connectors.sdk.errors import KeyFetchError, SubscriptionRevoked
-from hub.crypto.errors import CryptoError
+from connectors.sdk.errors import KeyFetchError, SubscriptionRevoked, WrongKey
+from hub.crypto.errors import CryptoError, KeyReleaseError
 from hub.crypto.keyrelease import KemSuite, open_key_for_recipient
 from hub.registry.schemas import AvroCodec
 
@@ -53,6 +53,11 @@ class HubClient:
         try:
             sealed = base64.b64decode(answer["sealed"])
             return open_key_for_recipient(sealed, private_key, kem, recipient, key_id)
+        except KeyReleaseError as exc:
+            raise WrongKey(
+                f"the data key released for {recipient} cannot be opened with this private "
+                f"key ({exc}); is it the key whose public half is registered for the party?"
+            ) from None
         except (KeyError, ValueError, CryptoError) as exc:
             raise KeyFetchError(f"released key cannot be opened: {exc}") from None
 

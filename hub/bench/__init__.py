@@ -13,6 +13,7 @@ from typing import Any
 # name → (module, help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "exchange": ("hub.bench.exchange", "router vs a raw consume→produce loop"),
+    "gateway": ("hub.bench.gateway", "10,000 subscriber streams on one gateway process"),
 }
 
 

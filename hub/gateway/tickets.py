@@ -1,0 +1,119 @@
+"""Resume tickets: a cheap proof, issued by any gateway, that a subscriber authenticated.
+
+Checking a bearer token costs a deliberately slow scrypt hash. A gateway restart or a
+rebalance makes every subscriber reconnect at once, and a redirect sends it to an instance
+that has never seen its token; without tickets, thousands of reconnects would each pay the
+slow hash again. So each stream's ``welcome`` event carries a ticket — an HMAC-SHA256 over
+the party id, an expiry and a fingerprint of the party's stored token hash — that the SDK
+presents on its next connect (``Authorization: Bearer ght_...``).
+
+* All gateways share the MAC key: 32 random bytes wrapped under the hub KEK in
+  ``_govhub.keys`` (row ``_hub/gateway-ticket``), created by the first gateway that finds
+  none. If two create one at once, the later write wins; tickets under the other key are
+  refused and the SDK falls back to its token — never an error for the subscriber.
+* Rotating the party's token changes the fingerprint: every ticket of the old token fails.
+  Suspension, expiry and revocation are checked on every connect as for tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+import time
+
+from hub.controlstate import CompactedTable
+from hub.crypto.kms import Kms
+
+TICKET_PREFIX = "ght_"
+ROW_KEY = "_hub/gateway-ticket"
+_CONTEXT = b"govhub gateway ticket key v1"
+_MAC_LEN = 16
+_MAX_TICKET_LEN = 400
+
+
+class TicketError(Exception):
+    """A ticket that is malformed, forged, expired or under an unknown key."""
+
+
+def token_fingerprint(token_hash: str | None) -> str:
+    """A short digest of the party's stored token hash (never of the token itself)."""
+    return hashlib.sha256((token_hash or "").encode()).hexdigest()[:16]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TicketBook:
+    """Issues and checks tickets under the key kept in the hub's keys table."""
+
+    def __init__(self, keys: CompactedTable, kms: Kms) -> None:
+        self._keys = keys
+        self._kms = kms
+        self._row: object = None
+        self._mac_key = b""
+        self._kid = ""
+        self._lock = threading.Lock()
+
+    def ensure_key(self) -> None:
+        """Create the shared key if the hub has none yet (blocks until written)."""
+        if self._keys.get(ROW_KEY) is None:
+            wrapped = self._kms.wrap(os.urandom(32), _CONTEXT)
+            self._keys.put(
+                ROW_KEY,
+                {
+                    "wrapped": base64.b64encode(wrapped).decode(),
+                    "kek_id": self._kms.kek_id,
+                    "created_at_ms": int(time.time() * 1000),
+                },
+            )
+        self._current()
+
+    def _current(self) -> tuple[bytes, str]:
+        row = self._keys.get(ROW_KEY)
+        if row is None:
+            raise TicketError("no ticket key yet")
+        with self._lock:
+            if row is not self._row:
+                wrapped = base64.b64decode(row["wrapped"])
+                self._mac_key = self._kms.unwrap(wrapped, _CONTEXT)
+                self._kid = hashlib.sha256(wrapped).hexdigest()[:8]
+                self._row = row
+            return self._mac_key, self._kid
+
+    def issue(self, party_id: str, token_hash: str | None, expires_ms: int) -> str:
+        key, kid = self._current()
+        payload = f"1.{party_id}.{expires_ms}.{token_fingerprint(token_hash)}.{kid}".encode()
+        mac = hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_LEN]
+        return f"{TICKET_PREFIX}{_b64(payload)}.{_b64(mac)}"
+
+    def verify(self, ticket: str, now_ms: int) -> tuple[str, str]:
+        """(party id, token fingerprint) of a valid ticket; TicketError otherwise."""
+        if not ticket.startswith(TICKET_PREFIX) or len(ticket) > _MAX_TICKET_LEN:
+            raise TicketError("not a gateway ticket")
+        body, dot, mac_text = ticket[len(TICKET_PREFIX) :].partition(".")
+        try:
+            payload = _unb64(body)
+            mac = _unb64(mac_text)
+            version, party_id, expires, fingerprint, kid = payload.decode().split(".")
+            expires_ms = int(expires)
+        except (ValueError, UnicodeDecodeError):
+            raise TicketError("malformed ticket") from None
+        if not dot or version != "1":
+            raise TicketError("malformed ticket")
+        key, current_kid = self._current()
+        if kid != current_kid:
+            raise TicketError("ticket was issued under another key; authenticate with the token")
+        expected = hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_LEN]
+        if not hmac.compare_digest(mac, expected):
+            raise TicketError("ticket signature does not match")
+        if now_ms >= expires_ms:
+            raise TicketError("ticket expired; authenticate with the token")
+        return party_id, fingerprint
