@@ -4,7 +4,8 @@ STAMP   := .venv/.govhub-installed
 PYTEST_ARGS ?=
 
 .PHONY: help demo test unit integration lint format typecheck bench bench-exchange \
-	bench-registry bench-connectors kafka-up kafka-down clean
+	bench-registry bench-connectors bench-gateway kafka-up kafka-down clean \
+	ops-test metrics-doc dashboards deploy-files generated
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +41,7 @@ bench: $(STAMP)  ## every benchmark (results in benchmarks/results/)
 	$(PY) benchmarks/registry_vs_hello.py
 	$(PY) benchmarks/connectors_ingest.py
 	$(PY) benchmarks/connectors_postgres.py
+	$(PY) benchmarks/gateway_scale.py
 
 bench-exchange: $(STAMP)  ## router vs a raw consume→produce loop
 	$(PY) benchmarks/exchange.py --json benchmarks/results/exchange.json
@@ -50,6 +52,23 @@ bench-registry: $(STAMP)  ## cached registry reads and registrations vs aiohttp 
 bench-connectors: $(STAMP)  ## HTTP, file and PostgreSQL ingest vs raw produce
 	$(PY) benchmarks/connectors_ingest.py
 	$(PY) benchmarks/connectors_postgres.py
+
+bench-gateway: $(STAMP)  ## 10,000 subscriber streams on one gateway process
+	$(PY) benchmarks/gateway_scale.py
+
+ops-test: $(STAMP)  ## operations: promtool rule tests, real Prometheus on a live hub, deploy/ checks
+	$(PY) -m pytest -q tests/ops $(PYTEST_ARGS)
+
+metrics-doc: $(STAMP)  ## regenerate docs/metrics.md from the code
+	$(PY) -m hub.ops.metricsdoc
+
+dashboards: $(STAMP)  ## regenerate deploy/grafana/dashboards from hub/ops/dashboards.py
+	$(PY) -m hub.ops.dashboards
+
+deploy-files: $(STAMP)  ## regenerate the broker metrics rules in deploy/compose and deploy/k8s
+	$(PY) -m hub.ops.deployfiles
+
+generated: metrics-doc dashboards deploy-files  ## every generated operations file
 
 kafka-up: $(STAMP)  ## start the local single-node Kafka and leave it running
 	.venv/bin/govhub kafka up

@@ -34,6 +34,17 @@ if ! command -v wrk >/dev/null 2>&1 && can_apt; then
 fi
 scripts/postgres.sh install ||
   echo "bootstrap: warning: no PostgreSQL server; the PostgreSQL tests will be skipped" >&2
+# Prometheus and promtool: the alert-rule tests and the monitoring end-to-end test.
+scripts/prometheus.sh install ||
+  echo "bootstrap: warning: no Prometheus; the tests in tests/ops that need it will fail" >&2
+# docker-compose validates deploy/compose (no Docker engine needed); kubectl (kustomize)
+# builds deploy/k8s.
+if ! command -v docker-compose >/dev/null 2>&1 && can_apt; then
+  apt_install --no-install-recommends docker-compose ||
+    echo "bootstrap: warning: docker-compose not installed; the compose test will fail" >&2
+fi
+command -v kubectl >/dev/null 2>&1 ||
+  echo "bootstrap: warning: kubectl not found; the deploy/k8s test will fail (install kubectl)" >&2
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "bootstrap: error: Python 3.11+ is required ($PYTHON is $("$PYTHON" -V 2>&1))" >&2

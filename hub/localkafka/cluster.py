@@ -20,9 +20,10 @@ from hub.localkafka.config import ClusterLayout, default_heap_mb, new_cluster_id
 from hub.localkafka.errors import LocalKafkaError
 from hub.localkafka.health import probe, wait_ready
 from hub.localkafka.jars import DEFAULT_KAFKA_VERSION, ensure_kafka_jars
+from hub.localkafka.jmx import agent_option, render_exporter_config, try_agent_jar
 from hub.localkafka.jvm import find_java
 from hub.localkafka.node import NodeFiles, format_storage, launch, write_config
-from hub.localkafka.ports import require_free
+from hub.localkafka.ports import first_taken, require_free
 from hub.localkafka.process import (
     find_node_process,
     is_node_process,
@@ -44,6 +45,7 @@ class NodeStatus:
     broker_port: int
     controller_port: int
     log_path: Path
+    metrics_port: int | None = None  # the JMX exporter's /metrics, when attached
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class LocalKafka:
         cache_dir: Path | None = None,
         *,
         extra_config: Mapping[str, str] | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.state_dir = state_dir.expanduser().resolve()
         self.requested = ClusterLayout(nodes, base_port)
@@ -85,6 +88,9 @@ class LocalKafka:
             )
         self.cache_dir = cache_dir
         self.extra_config = dict(extra_config or {})
+        # Broker metrics: the JMX exporter agent on metrics_port + node id (None: off).
+        self.metrics_port = metrics_port
+        self.metrics_warning = ""  # why the agent could not be attached at the last up
 
     # -- what is there -------------------------------------------------------------
 
@@ -127,6 +133,11 @@ class LocalKafka:
                     broker_port=layout.broker_port(node_id),
                     controller_port=layout.controller_port(node_id),
                     log_path=files.log,
+                    metrics_port=(
+                        record.metrics_port + node_id
+                        if record is not None and record.metrics_port
+                        else None
+                    ),
                 )
             )
         down = [node.node_id for node in nodes if not node.alive]
@@ -171,19 +182,29 @@ class LocalKafka:
             require_free(layout, to_start)
             java = find_java()
             libs = ensure_kafka_jars(self.kafka_version, self.cache_dir)
+            jvm_options = self._metrics_options(to_start)
             cluster_id = record.cluster_id if record is not None else new_cluster_id()
             save_record(
                 self.state_dir,
-                ClusterRecord(cluster_id, layout.nodes, layout.base_port, self.kafka_version),
+                ClusterRecord(
+                    cluster_id,
+                    layout.nodes,
+                    layout.base_port,
+                    self.kafka_version,
+                    self.metrics_port if jvm_options else None,
+                ),
             )
             new_nodes = [self.node_files(i) for i in to_start]
             for files in new_nodes:
                 write_config(files, layout, self.heap_mb, self.extra_config)
+                if jvm_options:
+                    files.exporter_config.write_text(render_exporter_config(), encoding="utf-8")
             format_storage([f for f in new_nodes if not f.formatted], java, libs, cluster_id)
             started: dict[int, NodeFiles] = {}
             try:
                 for files in new_nodes:
-                    started[launch(files, java, libs, self.heap_mb)] = files
+                    options = jvm_options.get(files.node_id, [])
+                    started[launch(files, java, libs, self.heap_mb, options)] = files
                 wait_ready(layout, started, timeout)
             except BaseException:
                 stop_processes({pid: f.properties for pid, f in started.items()}, timeout=10.0)
@@ -191,6 +212,28 @@ class LocalKafka:
                     files.pid_file.unlink(missing_ok=True)
                 raise
             return layout.bootstrap_servers
+
+    def _metrics_options(self, node_ids: list[int]) -> dict[int, list[str]]:
+        """The JVM options attaching the JMX exporter to each node; empty when metrics are
+        off or the agent cannot be had (the reason is kept in ``metrics_warning``)."""
+        self.metrics_warning = ""
+        if self.metrics_port is None:
+            return {}
+        ports = [self.metrics_port + i for i in node_ids]
+        taken = first_taken(ports)
+        if taken is not None:
+            raise LocalKafkaError(
+                f"metrics port {taken} on 127.0.0.1 is in use by another program: choose "
+                "other ports with --metrics-port, or --no-metrics"
+            )
+        jar, why = try_agent_jar(cache_dir=self.cache_dir)
+        if jar is None:
+            self.metrics_warning = why
+            return {}
+        return {
+            i: [agent_option(jar, self.metrics_port + i, self.node_files(i).exporter_config)]
+            for i in node_ids
+        }
 
     def _check_record(self, record: ClusterRecord | None) -> ClusterRecord | None:
         if record is not None and record.nodes != self.requested.nodes:

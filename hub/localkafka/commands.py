@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -12,8 +13,10 @@ from hub.localkafka.cluster import ClusterStatus, LocalKafka
 from hub.localkafka.config import DEFAULT_BASE_PORT, NODE_COUNTS
 from hub.localkafka.errors import LocalKafkaError
 from hub.localkafka.jars import DEFAULT_KAFKA_VERSION, jars_cached
+from hub.localkafka.jmx import DEFAULT_METRICS_PORT
 from hub.localkafka.paths import kafka_state_dir
 from hub.localkafka.state import load_record
+from hub.ops.progress import Progress
 
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
@@ -51,10 +54,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument(
         "--timeout", type=float, default=120.0, metavar="S", help="seconds to wait for readiness"
     )
+    metrics = up.add_mutually_exclusive_group()
+    metrics.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="broker metrics (JMX exporter) of node i on port N+i "
+        f"(default: as before, or {DEFAULT_METRICS_PORT})",
+    )
+    metrics.add_argument(
+        "--no-metrics", action="store_true", help="start the brokers without the JMX exporter"
+    )
     _add_state_dir(up)
     up.set_defaults(func=_guarded(run_up))
 
     status = actions.add_parser("status", help="show the nodes; exit 1 when not healthy")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
     _add_state_dir(status)
     status.set_defaults(func=_guarded(run_status))
 
@@ -101,7 +116,21 @@ def _cluster(args: argparse.Namespace) -> LocalKafka:
     version = getattr(args, "kafka_version", None) or (
         record.kafka_version if record else DEFAULT_KAFKA_VERSION
     )
-    return LocalKafka(state_dir, nodes=nodes, base_port=base_port, kafka_version=version)
+    if getattr(args, "no_metrics", False):
+        metrics_port = None
+    elif getattr(args, "metrics_port", None):
+        metrics_port = args.metrics_port
+    elif record is not None:
+        metrics_port = record.metrics_port
+    else:
+        metrics_port = DEFAULT_METRICS_PORT
+    return LocalKafka(
+        state_dir,
+        nodes=nodes,
+        base_port=base_port,
+        kafka_version=version,
+        metrics_port=metrics_port,
+    )
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -114,10 +143,17 @@ def run_up(args: argparse.Namespace) -> int:
             flush=True,
         )
     started = time.monotonic()
-    bootstrap = cluster.up(timeout=args.timeout)
+    with Progress() as progress:
+        progress.update(f"starting Kafka {cluster.kafka_version} in {cluster.state_dir}")
+        bootstrap = cluster.up(timeout=args.timeout)
     took = time.monotonic() - started
     nodes = cluster.requested.nodes
     print(f"bootstrap servers: {bootstrap}")
+    if cluster.metrics_warning:
+        print(f"govhub: warning: {cluster.metrics_warning}", file=sys.stderr)
+    ports = [node.metrics_port for node in cluster.status().nodes if node.metrics_port]
+    if ports:
+        print("broker metrics: " + ", ".join(f"http://127.0.0.1:{p}/metrics" for p in ports))
     print(
         f"ready in {took:.1f} s (Kafka {cluster.kafka_version}, {nodes} node"
         f"{'s' if nodes > 1 else ''}, state {cluster.state_dir})"
@@ -127,7 +163,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     status = _cluster(args).status()
-    print(format_status(status))
+    print(status_json(status) if args.json else format_status(status))
     return EXIT_OK if status.healthy else EXIT_UNHEALTHY
 
 
@@ -136,6 +172,32 @@ def run_down(args: argparse.Namespace) -> int:
     cluster.down(timeout=args.timeout)
     print(f"kafka stopped (data kept in {cluster.state_dir})")
     return EXIT_OK
+
+
+def status_json(status: ClusterStatus) -> str:
+    """The status as one JSON document (``govhub kafka status --json``)."""
+    document = {
+        "state_dir": str(status.state_dir),
+        "kafka_version": status.kafka_version,
+        "bootstrap_servers": status.bootstrap_servers,
+        "healthy": status.healthy,
+        "detail": status.detail,
+        "nodes": [
+            {
+                "node_id": node.node_id,
+                "pid": node.pid,
+                "alive": node.alive,
+                "broker": f"127.0.0.1:{node.broker_port}",
+                "controller": f"127.0.0.1:{node.controller_port}",
+                "metrics": (
+                    f"http://127.0.0.1:{node.metrics_port}/metrics" if node.metrics_port else None
+                ),
+                "log": str(node.log_path),
+            }
+            for node in status.nodes
+        ],
+    }
+    return json.dumps(document, indent=2)
 
 
 def format_status(status: ClusterStatus) -> str:
@@ -158,6 +220,10 @@ def format_status(status: ClusterStatus) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]))
     lines.append(f"bootstrap servers: {status.bootstrap_servers}")
+    exporters = [n.metrics_port for n in status.nodes if n.metrics_port]
+    if exporters:
+        urls = ", ".join(f"http://127.0.0.1:{port}/metrics" for port in exporters)
+        lines.append(f"broker metrics: {urls}")
     health = "yes" if status.healthy else f"no ({status.detail})"
     lines.append(f"healthy: {health}")
     return "\n".join(lines)

@@ -50,6 +50,11 @@ class NodeFiles:
         return self.root / "server.log"
 
     @property
+    def exporter_config(self) -> Path:
+        """Rules of the JMX exporter agent (broker metrics), when it is attached."""
+        return self.root / "jmx-exporter.yaml"
+
+    @property
     def format_log(self) -> Path:
         return self.root / "format.log"
 
@@ -106,10 +111,13 @@ def format_storage(nodes: Sequence[NodeFiles], java: str, libs: Path, cluster_id
         )
 
 
-def launch(files: NodeFiles, java: str, libs: Path, heap_mb: int) -> int:
+def launch(
+    files: NodeFiles, java: str, libs: Path, heap_mb: int, jvm_options: Sequence[str] = ()
+) -> int:
     """Start the node's JVM detached, record its PID, and return it."""
     command = [
-        java, *heap_options(heap_mb), f"-Dlog4j2.configurationFile={files.log4j}",
+        java, *heap_options(heap_mb), *jvm_options,
+        f"-Dlog4j2.configurationFile={files.log4j}",
         "-cp", classpath(libs), "kafka.Kafka", str(files.properties),
     ]  # fmt: skip
     with files.log.open("a", encoding="utf-8") as log:

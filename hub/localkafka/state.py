@@ -23,6 +23,7 @@ class ClusterRecord:
     nodes: int
     base_port: int
     kafka_version: str
+    metrics_port: int | None = None  # JMX exporter of node 0 (node i: + i); None: off
 
     @property
     def layout(self) -> ClusterLayout:
@@ -38,6 +39,7 @@ def load_record(state_dir: Path) -> ClusterRecord | None:
             nodes=int(data["nodes"]),
             base_port=int(data["base_port"]),
             kafka_version=str(data["kafka_version"]),
+            metrics_port=int(data["metrics_port"]) if data.get("metrics_port") else None,
         )
     except FileNotFoundError:
         return None

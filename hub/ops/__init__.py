@@ -1,0 +1,1 @@
+"""Operations: the metrics reference, health endpoints of every role, ``govhub doctor``."""
