@@ -127,7 +127,11 @@ class HubRuntime:
 
     def _run_gateway(self) -> None:
         assert self.gateway is not None
-        self.gateway.run(self._stop)
+        try:
+            self.gateway.run(self._stop)
+        except Exception as exc:
+            log.exception("gateway stopped with an error")
+            self.failure = f"gateway stopped with an error: {exc}"
 
     def _run_api(self) -> None:
         loop = asyncio.new_event_loop()
