@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+from pathlib import Path
 from typing import Any
 
 # name → (module, help)
@@ -31,3 +33,12 @@ def _runner(module_name: str) -> Any:
         return int(importlib.import_module(module_name).run(args))
 
     return run
+
+
+def emit(result: dict[str, Any], path: Path | None) -> None:
+    """Print a benchmark's result as JSON, and write it to ``path`` when given."""
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")

@@ -53,6 +53,7 @@ import orjson
 from confluent_kafka import TopicPartition
 
 from hub import kafka
+from hub.bench import emit
 from hub.bench.machine import machine
 from hub.bench.world import BenchWorld, bench_resource, build_world, record_pool
 from hub.config import HubConfig, isolated_config
@@ -621,9 +622,5 @@ def run(args: argparse.Namespace) -> int:
         if local is not None:
             local.down()
     result["seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.json)
     return 0

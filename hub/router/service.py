@@ -319,6 +319,11 @@ class RouterService:
         if error is not None:
             self._aborted(consumer, committer.producer, error)
             return False
+        self._committed(outcome, key_records, seconds)
+        return True
+
+    def _committed(self, outcome: Outcome, key_records: list[Any], seconds: float) -> None:
+        """A batch is durably delivered: its keys are committed, its metrics counted."""
         _stage("commit", seconds)
         metrics.ROUTER_TXN_SECONDS.observe(seconds)
         for key_record in key_records:
@@ -326,7 +331,6 @@ class RouterService:
         self._keybook.commit()
         self.batches_committed += 1
         self._record_metrics(outcome)
-        return True
 
     def _aborted(self, consumer: Any, producer: Any, exc: KafkaException) -> None:
         err = exc.args[0] if exc.args else None
@@ -433,13 +437,7 @@ class RouterService:
             # records again (at-least-once: a duplicate, never a loss).
             log.warning("offset commit failed: %s", exc)
         seconds = time.perf_counter() - started
-        _stage("commit", seconds)
-        metrics.ROUTER_TXN_SECONDS.observe(seconds)
-        for key_record in key_records:
-            metrics.ROUTER_KEYS_CREATED.labels(key_record.suite.name).inc()
-        self._keybook.commit()
-        self.batches_committed += 1
-        self._record_metrics(outcome)
+        self._committed(outcome, key_records, seconds)
         return True
 
     @staticmethod
