@@ -1,6 +1,6 @@
 """Native accelerators, built when a C compiler is present.
 
-Both are optional: without a compiler the install succeeds and the pure-Python paths run
+All are optional: without a compiler the install succeeds and the pure-Python paths run
 (same results, slower). ``GOVHUB_NO_NATIVE=1`` skips them on purpose.
 """
 
@@ -9,12 +9,17 @@ import os
 from setuptools import Extension, setup
 
 FLAGS = ["-O2", "-std=c11", "-Wall", "-Wno-unused-function"]
+NATIVE = {
+    "hub.policy._splice": "hub/policy/_splice.c",
+    "hub.router._batch": "hub/router/_batch.c",
+    "hub.catalogue._fastrecord": "hub/catalogue/_fastrecord.c",
+}
 
 ext_modules = []
 if not os.environ.get("GOVHUB_NO_NATIVE"):
     ext_modules = [
-        Extension("hub.policy._splice", ["hub/policy/_splice.c"], extra_compile_args=FLAGS, optional=True),
-        Extension("hub.router._batch", ["hub/router/_batch.c"], extra_compile_args=FLAGS, optional=True),
+        Extension(name, [source], extra_compile_args=FLAGS, optional=True)
+        for name, source in NATIVE.items()
     ]
 
 setup(ext_modules=ext_modules)

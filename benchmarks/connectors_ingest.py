@@ -13,11 +13,17 @@ The same 低保 records enter Kafka four ways:
   to the last acknowledged batch.
 
 Both connectors validate every record against the catalogue's quality rules and the schema,
-encode, produce with ``acks=all``, and checkpoint each batch. Then a **big file** run: the
-file connector as a process on a generated CSV of ``--big-mb`` megabytes (1024 for the 1 GB
-figure), reporting its peak RSS.
+encode, produce with ``acks=all``, and checkpoint each batch. The **publisher alone**
+(``Publisher.publish`` on ready records, batch after batch, no source) shows what the
+shared publish path costs by itself. Then a **big file** run: the file connector as a
+process on a generated CSV of ``--big-mb`` megabytes (1024 for the 1 GB figure), reporting
+its peak RSS.
 
-    python benchmarks/connectors_ingest.py [--records 100000] [--big-mb 1024] [--bootstrap H:P]
+``--repeat N`` measures everything N times on the same broker and reports the median and
+the range of each ratio (the machine is shared; one run says little).
+
+    python benchmarks/connectors_ingest.py [--records 100000] [--repeat 3] [--big-mb 1024]
+        [--bootstrap H:P]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import json
 import os
 import pstats
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,14 +55,17 @@ import orjson
 from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 from connectors.base import Source, SourceRecord
+from connectors.publisher import Publisher
 from connectors.registry import default_registry
 from connectors.runner import ConnectorRunner
 from connectors.spec import load_spec
 from hub import kafka
+from hub.catalogue.known_regions import PartyRegions
 from hub.catalogue.model import Resource
 from hub.catalogue.quality import id_card_check_char
 from hub.catalogue.samples import load_sample
 from hub.config import isolated_config
+from hub.controlstate import CompactedTable
 from hub.demo.world import COMMUNITIES
 from hub.localkafka import LocalKafka, find_free_base_port
 from hub.parties.model import Party, PartyKind, hash_token, new_token
@@ -202,6 +212,40 @@ def raw_encode(bench: Bench, records: Sequence[dict[str, Any]]) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
+# -- the publisher alone -----------------------------------------------------------------
+
+
+def publisher_alone(bench: Bench, records: Sequence[dict[str, Any]], run: int = 0) -> float:
+    """``Publisher.publish`` batch after batch on ready records: admit, produce, confirm,
+    checkpoint — no source, no overlap."""
+    checkpoints = CompactedTable(bench.bootstrap, bench.topics.connect_offsets)
+    parties = CompactedTable(bench.bootstrap, bench.topics.parties)
+    checkpoints.start()
+    parties.start()
+    publisher = Publisher(
+        connector=f"bench-publisher-{run}",
+        bootstrap_servers=bench.bootstrap,
+        topics=bench.topics,
+        resource=bench.resource,
+        schema_id=bench.schema_id,
+        codec=bench.codec,
+        checkpoints=checkpoints,
+        regions=PartyRegions(parties),
+    )
+    try:
+        ready = [SourceRecord(f"p:{i}", r, {"n": i}) for i, r in enumerate(records)]
+        batches = [ready[i : i + BATCH] for i in range(0, len(ready), BATCH)]
+        publisher.publish(batches[0])  # connects and learns the topic
+        started = time.perf_counter()
+        for batch in batches:
+            publisher.publish(batch)
+        return len(ready) / (time.perf_counter() - started)
+    finally:
+        publisher.close()
+        checkpoints.stop()
+        parties.stop()
+
+
 # -- the file source, in process ---------------------------------------------------------
 
 
@@ -260,14 +304,14 @@ class TimedSource(Source):
         return self.inner.lag()
 
 
-def file_source(bench: Bench, count: int, profile: Path | None) -> float:
-    drop = bench.tmp / "drop"
+def file_source(bench: Bench, count: int, profile: Path | None, run: int = 0) -> float:
+    drop = bench.tmp / f"drop-{run}"
     drop.mkdir()
     write_csv(bench.tmp / "dibao.csv.tmp", rows(count, 10_000_000))
     os.replace(bench.tmp / "dibao.csv.tmp", drop / "低保.csv")
     settings = {"folder": str(drop), "settle_s": 0, "columns": COLUMNS, "types": TYPES}
     spec = load_spec(
-        bench.connector_file("bench-file", "file", settings, stop_when_idle=True),
+        bench.connector_file(f"bench-file-{run}", "file", settings, stop_when_idle=True),
         default_registry(),
     )
     timed = TimedSource(spec.type.factory(spec.name, spec.settings))
@@ -321,7 +365,7 @@ async def _load(url: str, token: str, bodies: list[bytes]) -> float:
     return expected / elapsed
 
 
-def http_source(bench: Bench, count: int) -> float:
+def http_source(bench: Bench, count: int, run: int = 0) -> float:
     port = find_free_base_port(1)
     settings = {
         "port": port,
@@ -331,7 +375,7 @@ def http_source(bench: Bench, count: int) -> float:
             "topic_prefix": bench.topics.prefix,
         },
     }
-    config = bench.connector_file("bench-http", "http", settings)
+    config = bench.connector_file(f"bench-http-{run}", "http", settings)
     log = (bench.tmp / "http.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "connector", "run", str(config)],
@@ -406,9 +450,39 @@ def big_file(bench: Bench, megabytes: int) -> dict[str, Any]:
 # -- main --------------------------------------------------------------------------------
 
 
+def measure(
+    bench: Bench, records: Sequence[dict[str, Any]], run: int, profile: Path | None
+) -> dict[str, float]:
+    """One run of every path, on the same broker, one after the other."""
+    n = len(records)
+    raw_bytes = raw_preencoded(bench, records)
+    print(f"raw produce, pre-encoded:      {raw_bytes:>9,.0f} records/s")
+    raw = raw_encode(bench, records)
+    print(f"raw produce, encode + produce: {raw:>9,.0f} records/s")
+    alone = publisher_alone(bench, records, run)
+    print(f"publisher alone:               {alone:>9,.0f} records/s = {alone / raw:.2f}x raw")
+    http = http_source(bench, n, run)
+    print(f"HTTP source (process + load):  {http:>9,.0f} records/s = {http / raw:.2f}x raw")
+    file = file_source(bench, n, profile, run)
+    print(f"file source (GBK CSV):         {file:>9,.0f} records/s = {file / raw:.2f}x raw")
+    return {
+        "raw_preencoded_records_per_s": raw_bytes,
+        "raw_encode_records_per_s": raw,
+        "publisher_alone_records_per_s": alone,
+        "http_records_per_s": http,
+        "file_records_per_s": file,
+        "ratio_http_vs_raw": http / raw,
+        "ratio_file_vs_raw": file / raw,
+        "ratio_publisher_alone_vs_raw": alone / raw,
+        "ratio_http_vs_raw_preencoded": http / raw_bytes,
+        "ratio_file_vs_raw_preencoded": file / raw_bytes,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of every path (spread)")
     parser.add_argument("--big-mb", type=int, default=0, help="big-file run size (0: skip)")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     parser.add_argument("--profile", type=Path, help="write a cProfile of the file source here")
@@ -425,29 +499,37 @@ def main() -> int:
         records = list(rows(args.records))
         n = args.records
         print(f"{n:,} records per run; broker {bootstrap}; connector batch_size {BATCH}")
-        raw_bytes = raw_preencoded(bench, records)
-        print(f"raw produce, pre-encoded:     {raw_bytes:>9,.0f} records/s")
-        raw = raw_encode(bench, records)
-        print(f"raw produce, encode + produce: {raw:>9,.0f} records/s")
-        http = http_source(bench, n)
-        print(f"HTTP source (process + load): {http:>9,.0f} records/s = {http / raw:.2f}x raw")
-        file = file_source(bench, n, args.profile)
-        print(f"file source (GBK CSV):        {file:>9,.0f} records/s = {file / raw:.2f}x raw")
+        runs = []
+        for run in range(args.repeat):
+            if args.repeat > 1:
+                print(f"-- run {run + 1} of {args.repeat}")
+            runs.append(measure(bench, records, run, args.profile if run == 0 else None))
+        median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         result: dict[str, Any] = {
             "benchmark": "connectors_ingest",
             "records": n,
             "connector_batch_size": BATCH,
             "http": {"records_per_request": POST_RECORDS, "requests_in_flight": IN_FLIGHT},
-            "raw_preencoded_records_per_s": round(raw_bytes),
-            "raw_encode_records_per_s": round(raw),
-            "http_records_per_s": round(http),
-            "file_records_per_s": round(file),
-            "ratio_http_vs_raw": round(http / raw, 3),
-            "ratio_file_vs_raw": round(file / raw, 3),
-            "ratio_http_vs_raw_preencoded": round(http / raw_bytes, 3),
-            "ratio_file_vs_raw_preencoded": round(file / raw_bytes, 3),
+            "runs_measured": len(runs),
+            **{
+                key: round(value, 3) if key.startswith("ratio") else round(value)
+                for key, value in median.items()
+            },
+            "spread": {
+                key: [round(min(r[key] for r in runs), 3), round(max(r[key] for r in runs), 3)]
+                for key in median
+                if key.startswith("ratio")
+            },
+            "runs": [
+                {k: round(v, 3) if k.startswith("ratio") else round(v) for k, v in r.items()}
+                for r in runs
+            ],
             "goals": {"http_vs_raw": 0.5, "file_vs_raw": 0.7},
         }
+        if len(runs) > 1:
+            for key in ("ratio_http_vs_raw", "ratio_file_vs_raw"):
+                low, high = result["spread"][key]
+                print(f"{key}: median {median[key]:.2f}, range {low:.2f}-{high:.2f}")
         if args.big_mb:
             print(f"big file: {args.big_mb} MB CSV through `govhub connector run` ...")
             big = big_file(bench, args.big_mb)

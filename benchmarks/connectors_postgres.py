@@ -8,7 +8,10 @@ Avro conversion, quality checks, produce, a flush per batch and a checkpoint per
 The figure is records per second and the ratio source / raw.
 
     python benchmarks/connectors_postgres.py [--records 50000] [--batch-size 2000]
-        [--bootstrap HOST:PORT] [--dsn postgresql://...]
+        [--repeat 3] [--bootstrap HOST:PORT] [--dsn postgresql://...]
+
+``--repeat N`` measures both N times (a fresh connector each time) and reports the median
+and the range of the ratio.
 
 Without ``--bootstrap`` a local Kafka starts from the jar cache; without ``--dsn`` a private
 PostgreSQL cluster starts (``scripts/postgres.sh install`` provides the server).
@@ -22,6 +25,7 @@ import datetime
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -160,6 +164,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of both paths (spread)")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     parser.add_argument("--dsn", default=os.environ.get("PG_BENCH_DSN"))
     args = parser.parse_args()
@@ -197,14 +202,15 @@ def main() -> int:
             encoded.append((payload, row["region_code"].encode(), row["id_card"].encode()))
         raw_topic = f"{prefix}bench-raw"
         ensure_topics(admin, {raw_topic: (3, {})})
-        raw_rate = raw_produce(bootstrap, raw_topic, encoded)
-        print(f"raw Producer.produce: {raw_rate:,.0f} records/s")
-
-        spec_path = tmp / "pg.toml"
-        spec_path.write_text(
-            f"""
+        runs = []
+        for run in range(args.repeat):
+            raw_rate = raw_produce(bootstrap, raw_topic, encoded)
+            print(f"raw Producer.produce: {raw_rate:,.0f} records/s")
+            spec_path = tmp / f"pg-{run}.toml"
+            spec_path.write_text(
+                f"""
 [connector]
-name = "bench-pg"
+name = "bench-pg-{run}"
 type = "postgres"
 resource = "dibao"
 batch_size = {args.batch_size}
@@ -220,24 +226,39 @@ table = "bench_dibao"
 cursor_column = "updated_at"
 columns = {{ {", ".join(f'{f} = "{f}"' for f in FIELDS)} }}
 """
-        )
-        published, pg_rate, read_share = asyncio.run(postgres_source(spec_path))
-        assert published == args.records, f"published {published} of {args.records}"
-        print(
-            f"PostgreSQL source (batch {args.batch_size}, through the runner): "
-            f"{pg_rate:,.0f} records/s ({read_share:.0%} of the time reading PostgreSQL)"
-        )
-        ratio = pg_rate / raw_rate
-        print(f"ratio PostgreSQL source / raw: {ratio:.2f}x")
+            )
+            published, pg_rate, read_share = asyncio.run(postgres_source(spec_path))
+            assert published == args.records, f"published {published} of {args.records}"
+            print(
+                f"PostgreSQL source (batch {args.batch_size}, through the runner): "
+                f"{pg_rate:,.0f} records/s ({read_share:.0%} of the time reading PostgreSQL)"
+            )
+            print(f"ratio PostgreSQL source / raw: {pg_rate / raw_rate:.2f}x")
+            runs.append((raw_rate, pg_rate, read_share, pg_rate / raw_rate))
         print(f"(source topic {topics.source(sample.resource.department, sample.resource.code)})")
+        ratios = [r[3] for r in runs]
+        ratio = statistics.median(ratios)
+        if len(runs) > 1:
+            print(f"ratio: median {ratio:.2f}, range {min(ratios):.2f}-{max(ratios):.2f}")
         result = {
             "benchmark": "connectors_postgres",
             "records": args.records,
             "batch_size": args.batch_size,
-            "raw_records_per_s": round(raw_rate),
-            "postgres_source_records_per_s": round(pg_rate),
+            "runs_measured": len(runs),
+            "raw_records_per_s": round(statistics.median(r[0] for r in runs)),
+            "postgres_source_records_per_s": round(statistics.median(r[1] for r in runs)),
             "ratio": round(ratio, 3),
-            "postgres_read_share": round(read_share, 3),
+            "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+            "postgres_read_share": round(statistics.median(r[2] for r in runs), 3),
+            "runs": [
+                {
+                    "raw_records_per_s": round(raw),
+                    "postgres_source_records_per_s": round(pg),
+                    "ratio": round(rt, 3),
+                    "postgres_read_share": round(share, 3),
+                }
+                for raw, pg, share, rt in runs
+            ],
             "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

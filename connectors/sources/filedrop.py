@@ -116,7 +116,10 @@ class FileDropSource(Source):
         self._mapper = RowMapper(config.columns, config.types)
         self._current: _OpenFile | None = None
         self._resume: Mapping[str, Any] | None = None
-        self._unacked = 0
+        # Rows handed to the runner and rows it acknowledged: read() runs in a worker
+        # thread while ack() runs on the event loop, so each counter has one writer.
+        self._handed = 0
+        self._acked = 0
         self._queued_bytes = 0
         self._stuck: set[Path] = set()  # failed files that could not be moved aside
 
@@ -136,7 +139,7 @@ class FileDropSource(Source):
         return await asyncio.to_thread(self._read, max_records)
 
     async def ack(self, records: Sequence[SourceRecord]) -> None:
-        self._unacked = max(0, self._unacked - len(records))
+        self._acked += len(records)
 
     async def close(self) -> None:
         current, self._current = self._current, None
@@ -155,43 +158,49 @@ class FileDropSource(Source):
             if current is None:
                 return []
             if current.eof or current.broken:
-                if self._unacked:
+                if self._handed > self._acked:
                     return []  # the file's last rows are not in Kafka yet
                 self._finish(current)
                 continue
             batch = self._take(current, max_records)
             if batch:
-                self._unacked += len(batch)
+                self._handed += len(batch)
                 return batch
 
     def _take(self, current: _OpenFile, max_records: int) -> list[SourceRecord]:
+        # The source's hot loop: one record per row, no more calls than needed.
         out: list[SourceRecord] = []
+        append = out.append
         name, fid, file_name = self.name, current.fid, current.dropped.name
+        prefix = f"{name}:{file_name}:"
+        map_cells, map_object = self._mapper.map_cells, self._mapper.map_object
+        row: Row | None = None
         try:
             for row in current.rows:
-                current.last = row
-                position = {"file": file_name, "fid": fid, "row": row.number, "offset": row.offset}
-                record_id = f"{name}:{file_name}:{row.number}"
-                out.append(self._record(record_id, position, row))
+                number = row.number
+                position = {"file": file_name, "fid": fid, "row": number, "offset": row.offset}
+                record_id = f"{prefix}{number}"
+                cells = row.cells
+                if row.error is not None or cells is None:
+                    error = row.error or "unreadable row"
+                    append(SourceRecord(record_id, None, position, b"", error))
+                else:
+                    try:
+                        value = map_cells(cells) if isinstance(cells, list) else map_object(cells)
+                    except CoercionError as exc:
+                        error = f"row {number}: {exc}"
+                        append(SourceRecord(record_id, None, position, b"", error))
+                    else:
+                        append(SourceRecord(record_id, value, position))
                 if len(out) >= max_records:
+                    current.last = row
                     return out
             current.eof = True
         except (FileFormatError, OSError) as exc:
             current.broken = str(exc)
+        if row is not None:
+            current.last = row
         return out
-
-    def _record(self, record_id: str, position: dict[str, Any], row: Row) -> SourceRecord:
-        cells = row.cells
-        if row.error is not None or cells is None:
-            return SourceRecord(record_id, None, position, b"", row.error or "unreadable row")
-        try:
-            if isinstance(cells, dict):
-                value = self._mapper.map_object(cells)
-            else:
-                value = self._mapper.map_cells(cells)
-        except CoercionError as exc:
-            return SourceRecord(record_id, None, position, b"", f"row {row.number}: {exc}")
-        return SourceRecord(record_id, value, position)
 
     def _open_next(self) -> _OpenFile | None:
         ready = self.folder.ready()

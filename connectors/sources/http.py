@@ -3,9 +3,13 @@
 ``POST <path>`` with ``Authorization: Bearer <department token>`` and a JSON array or NDJSON
 body. The answer is sent only after the records are in Kafka and checkpointed (the runner's
 ``ack``), and lists a result per record: ``accepted``, or ``rejected`` with the reason the
-catalogue's quality rules or the schema give (rejected records are kept in the department's
-dead-letter topic too). Limits answer early: 413 for a body over ``max_body_bytes``, 429 with
-``Retry-After`` when ``max_pending`` records already wait for Kafka, 503 while stopping.
+publisher gave (the catalogue's quality rules, the schema, or unreadable JSON; rejected
+records are kept in the department's dead-letter topic too). The runner hands the
+publisher's verdicts over with each acknowledged batch (:class:`VerdictReceiver`), so every
+record is judged once; a program that drives the source without the runner gets the same
+verdicts from the source's own check. Limits answer early: 413 for a body over
+``max_body_bytes``, 429 with ``Retry-After`` when ``max_pending`` records already wait for
+Kafka, 503 while stopping.
 
 Retries are safe: with an ``Idempotency-Key`` header the record ids are
 ``<connector>:<key>:<index>`` — a repeated POST gets the remembered answer, and a POST
@@ -37,14 +41,15 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.base import PartyRows, Source, SourceRecord
+from connectors.publisher import Rejection
+from hub.catalogue.admission import Admission
 from hub.catalogue.known_regions import PartyRegions
 from hub.catalogue.model import Resource
-from hub.catalogue.quality import check_record
 from hub.config import ConfigError
 from hub.controlstate import CompactedTable
 from hub.metrics import LATENCY_BUCKETS
 from hub.parties.model import PartyStatus, verify_token
-from hub.registry.schemas import AvroCodec, RecordEncodeError
+from hub.registry.schemas import AvroCodec
 from hub.registry.store import SchemaRegistry
 from hub.topics import Topics
 
@@ -114,16 +119,33 @@ class SourceStopping(Exception):
 class _Ticket:
     """One request's records on their way to Kafka."""
 
-    remaining: int
+    records: list[SourceRecord]
     done: asyncio.Future[None]
+    remaining: int = 0
+    rejections: dict[int, Rejection] = field(default_factory=dict)  # index → why
     answer: bytes = b""
 
-
-@dataclass
-class _Parsed:
-    records: list[SourceRecord]
-    results: list[dict[str, Any]]
-    rejected: int = 0
+    def summary(self) -> bytes:
+        """The answer: a result per record, in request order."""
+        rejections = self.rejections
+        results: list[dict[str, Any]] = []
+        for index, record in enumerate(self.records):
+            rejection = rejections.get(index)
+            if rejection is None:
+                results.append({"id": record.record_id, "status": "accepted"})
+            else:
+                results.append(
+                    {
+                        "id": record.record_id,
+                        "status": "rejected",
+                        "reason": rejection.reason,
+                        "detail": rejection.detail,
+                    }
+                )
+        rejected = len(rejections)
+        return orjson.dumps(
+            {"accepted": len(self.records) - rejected, "rejected": rejected, "results": results}
+        )
 
 
 @dataclass
@@ -133,6 +155,19 @@ class _HubView:
     parties: PartyRows | None
     regions: Container[str] | None  # the region codes records may carry, as the publisher
     tables: list[CompactedTable] = field(default_factory=list)  # opened here, stopped here
+    admission: Admission | None = None  # built when records must be judged here
+
+    def judge(self, record: SourceRecord) -> Rejection | None:
+        """The publisher's verdict on one record, for when it was not handed over."""
+        if record.value is None:
+            return Rejection("unparsable", record.error or "unparsable")
+        if self.admission is None:
+            # Verdicts only: the framing's schema id does not matter here.
+            self.admission = Admission(self.resource, self.codec, 0)
+        verdict = self.admission.admit(record.value, self.regions)
+        if isinstance(verdict, tuple):
+            return None
+        return Rejection(verdict.reason, verdict.detail)
 
 
 class HttpSource(Source):
@@ -141,8 +176,9 @@ class HttpSource(Source):
         self.config = config
         self.port = config.port
         self._hub: _HubView | None = None
-        self._queue: list[tuple[SourceRecord, _Ticket]] = []
-        self._unacked: dict[int, _Ticket] = {}
+        self._queue: list[tuple[SourceRecord, _Ticket, int]] = []
+        self._unacked: dict[int, tuple[_Ticket, int]] = {}  # id(record) → its request
+        self._judged: Sequence[SourceRecord] | None = None  # the batch whose verdicts came
         self._wakeup = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._stopping = False
@@ -150,6 +186,7 @@ class HttpSource(Source):
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._answer_bytes = 0
         self._verified: dict[str, str] = {}  # token SHA-256 → the party hash it matched
+        self._verifying: dict[tuple[str, str], asyncio.Future[bool]] = {}  # checks under way
         self._refused: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
@@ -209,23 +246,44 @@ class HttpSource(Source):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), READ_WAIT_S)
         taken, self._queue = self._queue[:max_records], self._queue[max_records:]
-        for record, ticket in taken:
-            self._unacked[id(record)] = ticket
-        return [record for record, _ in taken]
+        unacked = self._unacked
+        for record, ticket, index in taken:
+            unacked[id(record)] = (ticket, index)
+        return [record for record, _, _ in taken]
+
+    def receive_verdicts(
+        self, records: Sequence[SourceRecord], rejections: Mapping[int, Rejection]
+    ) -> None:
+        """The publisher's verdicts on the batch about to be acknowledged."""
+        for position, rejection in rejections.items():
+            entry = self._unacked.get(id(records[position]))
+            if entry is not None:
+                ticket, index = entry
+                ticket.rejections[index] = rejection
+        self._judged = records
 
     async def ack(self, records: Sequence[SourceRecord]) -> None:
+        judged, self._judged = self._judged is records, None
+        hub = self._hub
         for record in records:
-            ticket = self._unacked.pop(id(record), None)
-            if ticket is None:
+            entry = self._unacked.pop(id(record), None)
+            if entry is None:
                 continue
+            ticket, index = entry
+            if not judged and hub is not None:
+                rejection = hub.judge(record)
+                if rejection is not None:
+                    ticket.rejections[index] = rejection
             ticket.remaining -= 1
             if ticket.remaining == 0 and not ticket.done.done():
+                ticket.answer = ticket.summary()
                 ticket.done.set_result(None)
 
     async def close(self) -> None:
         self._stopping = True
         stopped = SourceStopping("the connector is stopping: nothing of this request is stored")
-        for ticket in [t for _, t in self._queue] + list(self._unacked.values()):
+        tickets = [t for _, t, _ in self._queue] + [t for t, _ in self._unacked.values()]
+        for ticket in tickets:
             if not ticket.done.done():
                 ticket.done.set_exception(stopped)
         self._queue, self._unacked = [], {}
@@ -278,15 +336,14 @@ class HttpSource(Source):
         parsed = await asyncio.to_thread(self._parse, body, key, hub)
         if isinstance(parsed, web.Response):
             return parsed
-        count = len(parsed.records)
+        count = len(parsed)
+        ticket = _Ticket(parsed, asyncio.get_running_loop().create_future(), count)
         if count == 0:
-            return _raw_json(200, _summary(parsed))
+            return _raw_json(200, ticket.summary())
         pending = len(self._queue) + len(self._unacked)
         if pending + count > self.config.max_pending:
             return _error(429, f"{pending} records are waiting for Kafka", retry_after=1)
-        ticket = _Ticket(count, asyncio.get_running_loop().create_future())
-        ticket.answer = _summary(parsed)
-        self._queue.extend((record, ticket) for record in parsed.records)
+        self._queue.extend((record, ticket, index) for index, record in enumerate(parsed))
         self._wakeup.set()
         if key is None:
             answer = await self._wait(ticket)
@@ -322,8 +379,11 @@ class HttpSource(Source):
             return _error(503, str(exc), retry_after=1)
         return ticket.answer
 
-    def _parse(self, body: bytes, key: str | None, hub: _HubView) -> _Parsed | web.Response:
-        """Records with ids and positions, and each one's result (runs in a worker thread)."""
+    def _parse(
+        self, body: bytes, key: str | None, hub: _HubView
+    ) -> list[SourceRecord] | web.Response:
+        """Records with ids and positions (runs in a worker thread); the publisher judges
+        them."""
         stripped = body.lstrip()
         items: list[tuple[Any, str | None]]
         if stripped.startswith(b"["):
@@ -347,37 +407,21 @@ class HttpSource(Source):
         prefix = f"{self.name}:{key or uuid.uuid4().hex}"
         id_field = self.config.record_id_field if key is None else None
         strip_id = id_field is not None and id_field not in hub.codec.field_names
-        parsed = _Parsed([], [])
+        records: list[SourceRecord] = []
+        append = records.append
         for index, (value, error) in enumerate(items):
             record_id = f"{prefix}:{index}"
             position = {"request": prefix, "index": index}
-            if isinstance(value, dict) and id_field is not None and id_field in value:
-                record_id = f"{self.name}:{value[id_field]}"
-                if strip_id:
-                    value = {k: v for k, v in value.items() if k != id_field}
-            if value is not None and not isinstance(value, dict):
-                error = "not a JSON object"
-            problem: tuple[str, str] | None
-            if error is not None or not isinstance(value, dict):
-                problem = ("unparsable", error or "not a JSON object")
-                record = SourceRecord(record_id, None, position, b"", problem[1])
+            if type(value) is dict:
+                if id_field is not None and id_field in value:
+                    record_id = f"{self.name}:{value[id_field]}"
+                    if strip_id:
+                        value = {k: v for k, v in value.items() if k != id_field}
+                append(SourceRecord(record_id, value, position))
             else:
-                problem = _precheck(hub, value)
-                record = SourceRecord(record_id, value, position)
-            parsed.records.append(record)
-            if problem is None:
-                parsed.results.append({"id": record_id, "status": "accepted"})
-            else:
-                parsed.rejected += 1
-                parsed.results.append(
-                    {
-                        "id": record_id,
-                        "status": "rejected",
-                        "reason": problem[0],
-                        "detail": problem[1],
-                    }
-                )
-        return parsed
+                detail = error or "not a JSON object"
+                append(SourceRecord(record_id, None, position, b"", detail))
+        return records
 
     async def _authenticate(self, header: str, hub: _HubView) -> web.Response | None:
         if not header.startswith("Bearer "):
@@ -400,7 +444,7 @@ class HttpSource(Source):
         if fingerprint in self._refused:
             return _error(401, f"not a token of department {department}")
         for stored in stored_hashes:
-            if await asyncio.to_thread(_token_matches, token, fingerprint, stored):
+            if await self._matches(token, fingerprint, stored):
                 self._verified[fingerprint] = stored
                 return None
         self._refused[fingerprint] = None
@@ -408,23 +452,24 @@ class HttpSource(Source):
             self._refused.popitem(last=False)
         return _error(401, f"not a token of department {department}")
 
+    async def _matches(self, token: str, fingerprint: str, stored: str) -> bool:
+        """The slow check, once at a time per token and hash: concurrent first requests
+        with a new token wait for one scrypt instead of each running their own."""
+        key = (fingerprint, stored)
+        check = self._verifying.get(key)
+        if check is None:
+            check = asyncio.ensure_future(
+                asyncio.to_thread(_token_matches, token, fingerprint, stored)
+            )
+            self._verifying[key] = check
+            check.add_done_callback(lambda _: self._verifying.pop(key, None))
+        return await asyncio.shield(check)
+
 
 def _token_matches(token: str, fingerprint: str, stored: str) -> bool:
     if stored.startswith("sha256:"):
         return hmac.compare_digest(fingerprint, stored[len("sha256:") :].lower())
     return verify_token(token, stored)
-
-
-def _precheck(hub: _HubView, value: dict[str, Any]) -> tuple[str, str] | None:
-    """The publisher's verdict, early: the quality rules, then the schema."""
-    violation = check_record(hub.resource, value, hub.regions)
-    if violation is not None:
-        return violation.reason, violation.detail
-    try:
-        hub.codec.encode(hub.codec.from_json(value))
-    except RecordEncodeError as exc:
-        return "schema-mismatch", str(exc)
-    return None
 
 
 def _load_hub(access: HubAccess) -> _HubView:
@@ -460,13 +505,6 @@ def _load_hub(access: HubAccess) -> _HubView:
 def _stop_tables(tables: Sequence[CompactedTable]) -> None:
     for table in tables:
         table.stop()
-
-
-def _summary(parsed: _Parsed) -> bytes:
-    accepted = len(parsed.records) - parsed.rejected
-    return orjson.dumps(
-        {"accepted": accepted, "rejected": parsed.rejected, "results": parsed.results}
-    )
 
 
 def _raw_json(status: int, body: bytes, replayed: bool = False) -> web.Response:

@@ -32,7 +32,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -49,6 +49,12 @@ _TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date"
 _LAG_EVERY_S = 10.0
 _LAG_CAP = 1_000_000
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+# The common non-JSON types, converted as to_json_value converts them (without its checks).
+_TO_JSON: dict[type, Callable[[Any], Any]] = {
+    decimal.Decimal: str,
+    datetime.date: datetime.date.isoformat,
+    datetime.datetime: datetime.datetime.isoformat,
+}
 
 
 def require_asyncpg(what: str) -> ModuleType:
@@ -392,7 +398,7 @@ class PostgresSource(Source):
             self._position = self._position.after_snapshot()
             log.info("snapshot of %s done; following changes", shape.table)
             rows = await self._page(shape, max_records)
-        records = [self._record(shape, row) for row in rows]
+        records = self._records(shape, rows)
         if len(rows) < max_records:
             self._lag = 0.0
         elif time.monotonic() - self._lag_at > _LAG_EVERY_S:
@@ -410,23 +416,40 @@ class PostgresSource(Source):
             self._position = self._position.at(tuple(last[:n]), last[n])
         return rows
 
-    def _record(self, shape: TableShape, row: Sequence[Any]) -> SourceRecord:
-        # The hot path of the source: the key and cursor arrive as text already (::text).
+    def _records(self, shape: TableShape, rows: Sequence[Sequence[Any]]) -> list[SourceRecord]:
+        """The page's rows as records. The hot path of the source: the key and cursor
+        arrive as text already (``::text``), and every row's position is the page's
+        position (``self._position``, the phase and snapshot bounds) with the row's own
+        key and cursor, so its JSON form is built once per page."""
         n = len(shape.key)
-        key = tuple(row[:n])
-        cursor_text = row[n]
-        record_id = f"{self.name}:{shape.table}:{'/'.join(key)}"
-        if cursor_text is not None:
-            record_id += f"@{cursor_text}"
-        position = self._position.at(key, cursor_text).to_json()
-        try:
-            value = {
-                field: v if type(v) in _PLAIN else to_json_value(v)
-                for (field, _), v in zip(shape.fields, row[n + 1 :], strict=True)
-            }
-        except Exception as exc:  # a value with no JSON form: dead-letter it, keep going
-            return SourceRecord(record_id, None, position, b"", f"unconvertible: {exc}")
-        return SourceRecord(record_id, value, position)
+        template = self._position.to_json()
+        incremental = self._position.phase == "incremental"
+        prefix = f"{self.name}:{shape.table}:"
+        names = [field for field, _ in shape.fields]
+        out: list[SourceRecord] = []
+        append = out.append
+        for row in rows:
+            values = tuple(row)
+            key = values[:n]
+            cursor_text = values[n]
+            record_id = prefix + "/".join(key)
+            if cursor_text is not None:
+                record_id += f"@{cursor_text}"
+            position = dict(template)
+            position["key"] = list(key)
+            if incremental:
+                position["cursor"] = cursor_text
+            value = dict(zip(names, values[n + 1 :], strict=True))
+            try:
+                for field, v in value.items():
+                    kind = type(v)
+                    if kind not in _PLAIN:
+                        value[field] = _TO_JSON.get(kind, to_json_value)(v)
+            except Exception as exc:  # a value with no JSON form: dead-letter it, keep going
+                append(SourceRecord(record_id, None, position, b"", f"unconvertible: {exc}"))
+                continue
+            append(SourceRecord(record_id, value, position))
+        return out
 
     async def _pending(self, shape: TableShape) -> float | None:
         """Rows still to read (counted up to a cap, at most every few seconds)."""

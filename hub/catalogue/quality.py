@@ -319,6 +319,15 @@ def as_datetime(value: Any, field_type: FieldType | None) -> datetime.datetime |
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=CST)
 
 
+def _cst_date(moment: datetime.datetime) -> datetime.date | None:
+    """The calendar day of ``moment`` in China Standard Time; None when that day is past
+    the years Python represents (a moment at the edge of year 1 or 9999)."""
+    try:
+        return moment.astimezone(CST).date()
+    except OverflowError:
+        return None
+
+
 def _dates(
     label: str, rules: FieldRules, field_type: FieldType | None, show: Callable[[Any], str]
 ) -> Check:
@@ -327,20 +336,28 @@ def _dates(
 
     def check(value: Any) -> QualityViolation | None:
         moment = as_datetime(value, field_type)
+        invalid = QualityViolation("invalid-date", f"{label} is not a valid date{show(value)}")
         if moment is None:
-            return QualityViolation("invalid-date", f"{label} is not a valid date{show(value)}")
+            return invalid
         now = datetime.datetime.now(CST)
         if not_future:
             if whole_days:
-                late = moment.astimezone(CST).date() > now.date()
+                day = _cst_date(moment)
+                if day is None:
+                    return invalid
+                late = day > now.date()
             else:
                 late = moment > now + CLOCK_SKEW
             if late:
                 return QualityViolation("future-date", f"{label} lies in the future{show(value)}")
-        if not_before is not None and moment.astimezone(CST).date() < not_before:
-            return QualityViolation(
-                "date-too-early", f"{label} is before {not_before.isoformat()}{show(value)}"
-            )
+        if not_before is not None:
+            day = _cst_date(moment)
+            if day is None:
+                return invalid
+            if day < not_before:
+                return QualityViolation(
+                    "date-too-early", f"{label} is before {not_before.isoformat()}{show(value)}"
+                )
         return None
 
     return check

@@ -95,6 +95,21 @@ def test_mapper_renames_keeps_only_mapped_columns_and_names_the_bad_cell() -> No
         mapper.bind(["身份证号"])
 
 
+def test_mapper_remembers_conversions_but_never_a_failure() -> None:
+    mapper = RowMapper({}, {"d": "date", "n": "int"})
+    mapper.bind(["d", "n"])
+    rows = [["2026/1/2", "3"], ["2026年1月2日", "3"], ["2026/1/2", "４"]] * 3000
+    converted = [mapper.map_cells(r) for r in rows]
+    assert converted == [{"d": "2026-01-02", "n": 4 if r[1] == "４" else 3} for r in rows]
+    for _ in range(2):  # a bad cell fails every time, also after good ones
+        with pytest.raises(CoercionError, match="'2026/13/1' is not a valid date"):
+            mapper.map_cells(["2026/13/1", "3"])
+    # Past its bound the memory starts again; the answers stay the same.
+    many = [[f"2026/1/{1 + i % 28}", str(i)] for i in range(10_000)]
+    assert [mapper.map_cells(r)["n"] for r in many] == list(range(10_000))
+    assert mapper.map_cells(["2026/1/2", "7"]) == {"d": "2026-01-02", "n": 7}
+
+
 def test_mapper_on_json_objects_converts_only_text() -> None:
     mapper = RowMapper({}, {"n": "int", "d": "date"})
     assert mapper.map_object({"n": 3, "d": "2026/1/2", "x": None}) == {

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
+from connectors.publisher import Publisher
 from connectors.sources.http import HttpSource, HttpSourceConfig
 from hub.catalogue.samples import load_sample
 from hub.config import ConfigError
+from hub.controlstate import CompactedTable
 from hub.demo.world import generate_records
 from hub.parties.model import hash_token
 from hub.registry.schemas import AvroCodec
+from hub.topics import Topics
 
 TOKEN = "ghp_department-token"
 SAMPLE = load_sample("mzj.dibao")
@@ -27,8 +32,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class Harness:
-    def __init__(self, source: HttpSource) -> None:
+    def __init__(self, source: HttpSource, publisher: Publisher | None = None) -> None:
         self.source = source
+        self.publisher = publisher
         self.published: list[str] = []
         self.paused = asyncio.Event()
         self.paused.set()
@@ -38,11 +44,15 @@ class Harness:
         return f"http://127.0.0.1:{self.source.port}{self.source.config.path}"
 
     async def run(self) -> None:
-        """The runner's loop: read, 'publish', then ack."""
+        """The runner's loop: read, 'publish', then ack — with the publisher's verdicts
+        when there is a publisher (its ``prepare``: no Kafka involved)."""
         while True:
             await self.paused.wait()
             records = await self.source.read(4)
             self.published.extend(r.record_id for r in records)
+            if self.publisher is not None and records:
+                batch = self.publisher.prepare(records)
+                self.source.receive_verdicts(batch.records, batch.rejections)
             await self.source.ack(records)
 
 
@@ -51,13 +61,16 @@ async def start() -> AsyncIterator[Callable[..., Any]]:
     made: list[tuple[Harness, asyncio.Task[None], aiohttp.ClientSession]] = []
 
     async def make(
-        parties: dict[str, Any] | None = None, regions: set[str] | None = None, **settings: Any
+        parties: dict[str, Any] | None = None,
+        regions: set[str] | None = None,
+        publisher: Publisher | None = None,
+        **settings: Any,
     ) -> tuple[Harness, aiohttp.ClientSession]:
         config = HttpSourceConfig.model_validate({"port": 0} | settings)
         source = HttpSource("c", config)
         source.bind(SAMPLE.resource, CODEC, {"mzj": PARTY} if parties is None else parties, regions)
         await source.connect(None)
-        harness = Harness(source)
+        harness = Harness(source, publisher)
         session = aiohttp.ClientSession()
         made.append((harness, asyncio.create_task(harness.run()), session))
         return harness, session
@@ -204,3 +217,38 @@ async def test_region_codes_outside_the_party_hierarchy_are_refused_up_front(
         results = (await r.json())["results"]
     assert [x["status"] for x in results] == ["accepted", "rejected"]
     assert results[1]["reason"] == "unknown-region"
+
+
+async def test_the_publishers_verdicts_are_the_answer_and_nothing_is_judged_twice(
+    start: Callable[..., Any],
+) -> None:
+    # The publisher knows one community only; the source, bound without region codes,
+    # would accept the other one. The answer must be the publisher's.
+    known = ROWS[0]["region_code"]
+    other = next(r for r in ROWS if r["region_code"] != known)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = f"127.0.0.1:{s.getsockname()[1]}"  # prepare() never talks to Kafka
+    topics = Topics("unit.")
+    publisher = Publisher(
+        connector="c",
+        bootstrap_servers=nobody,
+        topics=topics,
+        resource=SAMPLE.resource,
+        schema_id=1,
+        codec=CODEC,
+        checkpoints=CompactedTable(nobody, topics.connect_offsets),
+        regions={known},
+    )
+    labels = {"resource": "dibao", "rule": "unknown-region"}
+    before = REGISTRY.get_sample_value("govhub_quality_violations_total", labels) or 0.0
+    try:
+        harness, http = await start(publisher=publisher)
+        async with http.post(harness.url, json=[ROWS[0], other], headers=AUTH) as r:
+            results = (await r.json())["results"]
+    finally:
+        publisher.close()
+    assert [x["status"] for x in results] == ["accepted", "rejected"]
+    assert results[1]["reason"] == "unknown-region"
+    after = REGISTRY.get_sample_value("govhub_quality_violations_total", labels)
+    assert after == before + 1
