@@ -318,7 +318,10 @@ def monitored() -> Iterator[MonitoredHub]:
             routed = int(wave[-1].position["n"]) + 1
             wait_until(
                 f"Prometheus to see {routed} routed records",
-                lambda n=routed: prometheus.value("sum(govhub_router_records_in_total)") == n,
+                lambda n=routed: (
+                    prometheus.value('sum(govhub_router_records_in_total{job="govhub-router"})')
+                    == n
+                ),
                 timeout=90,  # the router's group join and first scrape on a loaded machine
             )
         publisher.close()
@@ -371,7 +374,9 @@ def test_key_series_agree_with_what_the_processes_did(monitored: MonitoredHub) -
     wait_until(
         "connector counts",
         scraped(
-            'sum(govhub_connector_records_published_total{job="govhub-connectors"})', published
+            'sum(govhub_connector_records_published_total{job="govhub-connectors",'
+            ' connector="ops-test"})',
+            published,
         ),
     )
     wait_until(
@@ -400,7 +405,10 @@ def test_key_series_agree_with_what_the_processes_did(monitored: MonitoredHub) -
         if line.startswith("govhub_router_deliveries_total{")
     )
     assert exported >= published
-    wait_until("deliveries", scraped("sum(govhub_router_deliveries_total)", exported))
+    wait_until(
+        "deliveries",
+        scraped('sum(govhub_router_deliveries_total{job="govhub-router"})', exported),
+    )
     tiers = {r["metric"]["tier"] for r in prom.query("govhub_router_deliveries_total")}
     assert "department" in tiers and len(tiers) > 1, tiers
     assert not any("recipient" in r["metric"] for r in prom.query("govhub_router_deliveries_total"))
