@@ -4,8 +4,10 @@ Rows are read page by page in keyset order, never with OFFSET:
 
 - **snapshot** — ``WHERE (pk) > ($key) AND (pk) <= ($last) ORDER BY pk LIMIT n``: the rows
   up to the last key present when it began, after noting the cursor column's high-water
-  mark. It uses the primary-key index and also publishes rows whose cursor column is NULL.
-  Rows inserted meanwhile come with the incremental phase, not twice.
+  mark, and only those at or below that mark (or whose cursor column is NULL). It uses the
+  primary-key index. Rows past the mark — inserted or changed since the snapshot began,
+  even between the two queries that set its bounds — come with the incremental phase,
+  never twice.
 - **incremental** — ``WHERE (cursor, pk) > ($cursor, $key) ORDER BY cursor, pk LIMIT n``,
   starting right after the high-water row (the last row in (cursor, pk) order when the
   snapshot began). The primary key breaks ties between equal cursor values: rows sharing a
@@ -252,6 +254,19 @@ def page_query(
         if position.until is not None:
             bound = ", ".join(bind(c, v) for c, v in zip(shape.key, position.until, strict=True))
             where.append(f"({key_cols}) <= ({bound})")
+        if position.phase == "snapshot" and cursor is not None:
+            # Each row goes out in exactly one phase: rows past the high-water mark (written
+            # or changed since the snapshot began) are the incremental phase's.
+            if position.high_water is None:
+                where.append(f"{cursor.quoted} IS NULL")
+            else:
+                hw_cursor, hw_key = position.high_water
+                values = (hw_cursor, *hw_key)
+                columns = (cursor, *shape.key)
+                bound = ", ".join(bind(c, v) for c, v in zip(columns, values, strict=True))
+                where.append(
+                    f"({cursor.quoted} IS NULL OR ({cursor.quoted}, {key_cols}) <= ({bound}))"
+                )
         order = key_cols
     else:
         if position.cursor is not None and position.key is not None:

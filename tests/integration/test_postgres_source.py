@@ -102,6 +102,32 @@ async def test_snapshot_then_changes_with_equal_timestamps_across_pages(
     await src.close()
 
 
+async def test_rows_written_while_the_snapshot_sets_its_bounds_go_out_once(
+    db: asyncpg.Connection, pg_database: str
+) -> None:
+    # The high-water mark is read, then a department system commits more rows, then the
+    # snapshot's last key is read: those rows are below the last key and past the mark.
+    await insert_dibao(db, generate_records(6, invalid=0))
+    hw = await db.fetchrow("SELECT updated_at::text, id::text FROM dibao ORDER BY 1 DESC, 2 DESC")
+    await db.execute("ALTER TABLE dibao ALTER COLUMN updated_at SET DEFAULT now()")
+    await insert_dibao(db, generate_records(4, seed=7, invalid=0))
+    until = await db.fetchval("SELECT max(id)::text FROM dibao")
+    start = {
+        "phase": "snapshot",
+        "key": None,
+        "high_water": {"cursor": hw[0], "key": [hw[1]]},
+        "until": [until],
+    }
+    src = source(pg_database)
+    await src.connect(start)
+    records = await drain(src, 3)
+    await src.close()
+    keys = [r.position["key"][0] for r in records]
+    assert sorted(keys, key=int) == [str(i) for i in range(1, 11)]
+    assert len(keys) == len(set(keys)), f"rows published twice: {keys}"
+    assert [r.position["phase"] for r in records] == ["snapshot"] * 6 + ["incremental"] * 4
+
+
 async def test_records_fit_the_catalogue_schema(db: asyncpg.Connection, pg_database: str) -> None:
     rows = generate_records(3, invalid=0)
     await insert_dibao(db, rows)

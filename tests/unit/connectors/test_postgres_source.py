@@ -30,12 +30,22 @@ def test_snapshot_pages_follow_the_primary_key() -> None:
     sql, args = page_query(SHAPE, Position("snapshot"), 100)
     assert sql == (
         'SELECT "id"::text AS _k0, "updated_at"::text AS _c, "sfzh" AS _f0, "xm" AS _f1 '
-        'FROM "public"."dibao" ORDER BY "id" LIMIT $1'
+        'FROM "public"."dibao" WHERE "updated_at" IS NULL ORDER BY "id" LIMIT $1'
     )
     assert args == [100]
     sql, args = page_query(SHAPE, Position("snapshot", ("42",)), 100)
-    assert 'WHERE ("id") > ($1::text::bigint) ORDER BY "id" LIMIT $2' in sql
+    assert 'WHERE ("id") > ($1::text::bigint) AND "updated_at" IS NULL ORDER BY "id"' in sql
     assert args == ["42", 100]
+
+
+def test_a_snapshot_leaves_rows_past_its_high_water_mark_to_the_incremental_phase() -> None:
+    position = Position("snapshot", ("3",), high_water=("2026-01-01 00:00:00+00", ("8",)))
+    sql, args = page_query(SHAPE, position, 5)
+    assert (
+        '("updated_at" IS NULL OR ("updated_at", "id") <= '
+        "($2::text::timestamp with time zone, $3::text::bigint))"
+    ) in sql
+    assert args == ["3", "2026-01-01 00:00:00+00", "8", 5]
 
 
 def test_incremental_pages_compare_cursor_and_key_together() -> None:
