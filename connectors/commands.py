@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -12,10 +14,26 @@ from connectors.registry import default_registry
 from connectors.runner import ConnectorRunner
 from connectors.spec import load_spec
 from hub.config import ConfigError
+from hub.metrics import serve_metrics
+
+log = logging.getLogger(__name__)
 
 
 def _list(args: argparse.Namespace) -> int:
-    for ctype in default_registry().types():
+    types = default_registry().types()
+    if args.json:
+        doc = [
+            {
+                "name": t.name,
+                "kind": t.kind,
+                "summary": t.summary,
+                "settings": t.config_model.model_json_schema(),
+            }
+            for t in types
+        ]
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        return 0
+    for ctype in types:
         print(f"{ctype.name:<16} {ctype.kind:<7} {ctype.summary}")
     return 0
 
@@ -35,6 +53,19 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: '{spec.type.name}' is a sink; sinks run with the SDK")
     source = spec.type.factory(spec.name, spec.settings)
     runner = ConnectorRunner(spec, source)
+    metrics = spec.file.metrics
+    if metrics is not None and metrics.port is not None:
+        try:
+            port = serve_metrics(metrics.port, metrics.host)
+        except OSError as exc:
+            raise ConfigError(
+                f"{args.config}: metrics.port: cannot serve /metrics on "
+                f"{metrics.host}:{metrics.port} ({exc})"
+            ) from None
+        log.info(
+            "connector metrics served",
+            extra={"connector": spec.name, "url": f"http://{metrics.host}:{port}/metrics"},
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -59,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser("connector", help="department-side connectors")
     sub = parser.add_subparsers(dest="connector_command", required=True)
     p = sub.add_parser("list", help="connector types available")
+    p.add_argument("--json", action="store_true", help="types with their settings' JSON Schema")
     p.set_defaults(func=_list)
     p = sub.add_parser("validate", help="check a connector config file")
     p.add_argument("config", type=Path)

@@ -12,6 +12,9 @@
 
     [source]                     # the type's own settings, checked by its config model
     path = "/data/dibao.jsonl"
+
+    [metrics]                    # optional: serve /metrics for Prometheus on this port
+    port = 9482                  # (0: any free port; without the section: no /metrics)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.registry import ConnectorRegistry, ConnectorType, UnknownConnector
-from hub.config import ConfigError, KafkaConfig, format_validation_error
+from hub.config import ConfigError, KafkaConfig, MetricsConfig, format_validation_error
 
 
 class _Frozen(BaseModel):
@@ -41,9 +44,16 @@ class ConnectorSection(_Frozen):
     stop_when_idle: bool = Field(default=False, description="exit once the source is drained")
 
 
+class ConnectorMetrics(MetricsConfig):
+    """Where ``govhub connector run`` serves ``/metrics`` (the ``govhub-connectors`` job)."""
+
+    port: int | None = Field(default=9482, ge=0, le=65535, description="0: any free port")
+
+
 class ConnectorFile(_Frozen):
     connector: ConnectorSection
     kafka: KafkaConfig
+    metrics: ConnectorMetrics | None = None
     source: dict[str, Any] = Field(default_factory=dict)
     sink: dict[str, Any] = Field(default_factory=dict)
 

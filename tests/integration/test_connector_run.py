@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import pytest
 
 from hub.demo.world import generate_records, write_jsonl
 from tests.integration.hubworld import HubWorld, hub_world
+from tests.ops.tools import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +83,79 @@ def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:
     code, err = run_connector(config)
     assert code == 2
     assert "unknown connector type 'nope'" in err and "Traceback" not in err
+
+
+def test_a_running_connector_serves_its_metrics(world: HubWorld, tmp_path: Path) -> None:
+    data = tmp_path / "dibao.jsonl"
+    write_jsonl(data, generate_records(12, invalid=1))
+    port = free_port()
+    config = tmp_path / "connector.toml"
+    config.write_text(
+        f"""
+[connector]
+name = "it-dibao-metrics"
+type = "jsonl-file"
+resource = "dibao"
+
+[kafka]
+bootstrap_servers = "{world.bootstrap}"
+topic_prefix = "{world.config.kafka.topic_prefix}"
+
+[source]
+path = "{data}"
+
+[metrics]
+port = {port}
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVHUB_", "KAFKA_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "connector", "run", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wanted = {
+            'govhub_connector_records_read_total{connector="it-dibao-metrics"} 13.0',
+            "govhub_connector_records_published_total"
+            '{connector="it-dibao-metrics",resource="dibao"} 12.0',
+        }
+        deadline = time.monotonic() + 60
+        seen: set[str] = set()
+        while time.monotonic() < deadline and not wanted <= seen:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    seen = set(r.read().decode().splitlines())
+            except OSError:
+                pass
+            time.sleep(0.3)
+        assert wanted <= seen, [line for line in seen if "it-dibao-metrics" in line]
+        assert any(
+            line.startswith("govhub_connector_records_rejected_total")
+            and 'connector="it-dibao-metrics"' in line
+            and line.endswith(" 1.0")
+            for line in seen
+        )
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_a_metrics_port_in_use_is_a_clear_config_error(world: HubWorld, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = tmp_path / "connector.toml"
+        config.write_text(
+            '[connector]\nname = "x"\ntype = "jsonl-file"\nresource = "dibao"\n'
+            f'[kafka]\nbootstrap_servers = "{world.bootstrap}"\n'
+            f'[source]\npath = "{tmp_path / "none.jsonl"}"\n'
+            f"[metrics]\nport = {taken.getsockname()[1]}\n"
+        )
+        code, err = run_connector(config)
+    assert code == 2, err
+    assert "metrics.port: cannot serve /metrics" in err
