@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.subscribe import register as register_subscribe
     from hub.bench import register as register_bench
     from hub.catalogue.commands import register as register_catalogue
+    from hub.crypto.commands import register as register_kek
     from hub.localkafka.commands import register as register_kafka
     from hub.ops.doctor import register as register_doctor
     from hub.parties.commands import register as register_party
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_subscribe(sub)
     register_bench(sub)
     register_doctor(sub)
+    register_kek(sub)
 
     serve = sub.add_parser("serve", help="run hub roles in this process")
     serve.add_argument("--roles", default="api,router", help="comma-separated: api,router,gateway")

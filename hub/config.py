@@ -170,6 +170,25 @@ class GatewayConfig(_Frozen):
 
 class CryptoConfig(_Frozen):
     kek_file: Path = Field(description="local KEK file (32 bytes, mode 0600)")
+    retired_kek_files: tuple[Path, ...] = Field(
+        default=(),
+        description="earlier KEKs, kept only to unwrap keys wrapped before a rotation "
+        "(GOVHUB_RETIRED_KEK_FILES: comma-separated)",
+    )
+
+    @field_validator("retired_kek_files", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _retired_exist(self) -> CryptoConfig:
+        for path in self.retired_kek_files:
+            if not path.is_file():
+                raise ValueError(f"retired KEK file {path} does not exist")
+        return self
 
 
 class MetricsConfig(_Frozen):
@@ -206,6 +225,7 @@ _ENV_KEYS = {
     "GOVHUB_TOPIC_PREFIX": "kafka.topic_prefix",
     "GOVHUB_API_PORT": "api.port",
     "GOVHUB_KEK_FILE": "crypto.kek_file",
+    "GOVHUB_RETIRED_KEK_FILES": "crypto.retired_kek_files",
     "GOVHUB_STATE_DIR": "state_dir",
     "GOVHUB_METRICS_PORT": "metrics.port",
     "GOVHUB_ROUTER_TRANSACTIONAL_ID": "router.transactional_id",

@@ -122,6 +122,11 @@ CONNECTOR_CHECKPOINT_AGE = Gauge(
 API_REQUESTS = Counter(
     "govhub_api_requests_total", "HTTP requests served", ["route", "method", "status"]
 )
+RETIRED_KEK_UNWRAPS = Counter(
+    "govhub_kms_retired_kek_unwraps_total",
+    "Keys unwrapped under a retired KEK (rewrap them before destroying that KEK)",
+    ["kek_id"],
+)
 API_KEY_RELEASES = Counter(
     "govhub_api_key_releases_total", "Data-key release requests", ["outcome"]
 )

@@ -37,7 +37,7 @@ class HubRuntime:
         if unknown:
             raise StartupError(f"unknown roles {sorted(unknown)}; choose from {list(ROLES)}")
         self.state = ControlState(config)
-        self.kms = LocalFileKms(config.crypto.kek_file, create=True)
+        self.kms = LocalFileKms.from_config(config.crypto)
         self.router: RouterService | None = None
         self.failure: str | None = None
         """Set when a role's thread ended with an error: the process should exit."""

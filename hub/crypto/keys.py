@@ -190,10 +190,10 @@ def new_data_key_record(
 
 def unwrap_data_key(kms: Kms, record: DataKeyRecord) -> bytes:
     """The plaintext DEK of `record`; raises KeyUnwrapError if the KMS cannot unwrap it."""
-    if record.kek_id != kms.kek_id:
+    if not kms.holds(record.kek_id):
         raise KeyUnwrapError(
             f"key {record.kafka_key().decode()} is wrapped under KEK {record.kek_id}, "
-            f"this KMS holds {kms.kek_id}"
+            f"which this KMS does not hold (current KEK {kms.kek_id})"
         )
     context = unwrap_context(
         record.recipient, record.key_id, record.suite, record.created_at_ms, record.not_after_ms

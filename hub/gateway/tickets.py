@@ -20,16 +20,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import threading
-import time
 
 from hub.controlstate import CompactedTable
 from hub.crypto.kms import Kms
+from hub.crypto.secrets import GATEWAY_TICKET
 
 TICKET_PREFIX = "ght_"
-ROW_KEY = "_hub/gateway-ticket"
-_CONTEXT = b"govhub gateway ticket key v1"
+ROW_KEY = GATEWAY_TICKET.row_key
 _MAC_LEN = 16
 _MAX_TICKET_LEN = 400
 
@@ -64,16 +62,7 @@ class TicketBook:
 
     def ensure_key(self) -> None:
         """Create the shared key if the hub has none yet (blocks until written)."""
-        if self._keys.get(ROW_KEY) is None:
-            wrapped = self._kms.wrap(os.urandom(32), _CONTEXT)
-            self._keys.put(
-                ROW_KEY,
-                {
-                    "wrapped": base64.b64encode(wrapped).decode(),
-                    "kek_id": self._kms.kek_id,
-                    "created_at_ms": int(time.time() * 1000),
-                },
-            )
+        GATEWAY_TICKET.ensure(self._keys, self._kms)
         self._current()
 
     def _current(self) -> tuple[bytes, str]:
@@ -82,9 +71,10 @@ class TicketBook:
             raise TicketError("no ticket key yet")
         with self._lock:
             if row is not self._row:
-                wrapped = base64.b64decode(row["wrapped"])
-                self._mac_key = self._kms.unwrap(wrapped, _CONTEXT)
-                self._kid = hashlib.sha256(wrapped).hexdigest()[:8]
+                self._mac_key = GATEWAY_TICKET.unwrap_row(row, self._kms)
+                # Named by the key itself, not its wrapping: a KEK rotation that rewraps
+                # the key leaves tickets valid.
+                self._kid = hashlib.sha256(b"govhub ticket kid|" + self._mac_key).hexdigest()[:8]
                 self._row = row
             return self._mac_key, self._kid
 

@@ -38,6 +38,7 @@ LABEL_BOUNDS: dict[str, str] = {
     "stage": "router pipeline stages (6); approval stages of a request (2)",
     "topic": "source topics, one per resource (as `resource`)",
     "suite": "cipher suites (2)",
+    "kek_id": "retired KEKs a hub still holds (one or two, during a rotation)",
     "cause": "key rotation causes (a handful)",
     "connector": "configured connector names (one per connector process)",
     "route": "canonical api route templates (about 60), `unmatched` for the rest",

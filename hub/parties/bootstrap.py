@@ -59,7 +59,7 @@ def bootstrap_admin(
         )
         party, token = rules.issue_token(party, token_ttl_days, now_ms())
         state.put_party(party)
-        ensure_pseudonym_root(state.keys, LocalFileKms(config.crypto.kek_file, create=True))
+        ensure_pseudonym_root(state.keys, LocalFileKms.from_config(config.crypto))
         return party, token
     finally:
         state.stop()

@@ -10,37 +10,20 @@ Party ids cannot start with ``_``, so the key never collides with a recipient's 
 
 from __future__ import annotations
 
-import base64
-import os
-import time
-
 from hub.controlstate import CompactedTable
 from hub.crypto.kms import Kms
+from hub.crypto.secrets import PSEUDONYM_ROOT
 from hub.policy.masking import PseudonymKeys
 
-ROOT_KEY = "_hub/pseudonym"
-_CONTEXT = b"govhub pseudonym root v1"
+ROOT_KEY = PSEUDONYM_ROOT.row_key
 
 
 def load_pseudonym_keys(keys: CompactedTable, kms: Kms) -> PseudonymKeys | None:
     """The recipients' pseudonym keys, or ``None`` while no root exists."""
-    row = keys.get(ROOT_KEY)
-    if row is None:
-        return None
-    root = kms.unwrap(base64.b64decode(row["wrapped"]), _CONTEXT)
-    return PseudonymKeys(root)
+    root = PSEUDONYM_ROOT.load(keys, kms)
+    return None if root is None else PseudonymKeys(root)
 
 
 def ensure_pseudonym_root(keys: CompactedTable, kms: Kms) -> None:
     """Create the root if there is none (idempotent; blocks until written)."""
-    if keys.get(ROOT_KEY) is not None:
-        return
-    wrapped = kms.wrap(os.urandom(32), _CONTEXT)
-    keys.put(
-        ROOT_KEY,
-        {
-            "wrapped": base64.b64encode(wrapped).decode(),
-            "kek_id": kms.kek_id,
-            "created_at_ms": int(time.time() * 1000),
-        },
-    )
+    PSEUDONYM_ROOT.ensure(keys, kms)

@@ -42,3 +42,24 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
     bad.write_text("[kafka\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, env={})
+
+
+def test_retired_kek_files_from_the_environment(tmp_path: Path) -> None:
+    old = tmp_path / "old.key"
+    older = tmp_path / "older.key"
+    for path in (old, older):
+        path.write_bytes(b"k" * 32)
+    config = load_config(
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+            "GOVHUB_RETIRED_KEK_FILES": f"{old}, {older}",
+        }
+    )
+    assert config.crypto.retired_kek_files == (old, older)
+    with pytest.raises(ConfigError, match="retired KEK file"):
+        load_config(
+            env={
+                "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+                "GOVHUB_RETIRED_KEK_FILES": str(tmp_path / "nope"),
+            }
+        )

@@ -135,3 +135,34 @@ def test_national_wrap_uses_sm4_under_an_sm3_derived_key(kms: LocalFileKms) -> N
     # The version byte is authenticated: relabelling as an AES wrap fails.
     with pytest.raises(KeyUnwrapError):
         kms.unwrap(b"\x01" + wrapped[1:], b"context")
+
+
+def test_a_retired_kek_unwraps_but_never_wraps(tmp_path: Path, kms: LocalFileKms) -> None:
+    from hub.metrics import RETIRED_KEK_UNWRAPS
+
+    dek = os.urandom(32)
+    old_aes = kms.wrap(dek, b"c")
+    old_sm = kms.wrap(dek[:16], b"c", national=True)
+    rotated = LocalFileKms(tmp_path / "kek2", create=True, retired=[kms.path])
+    assert rotated.kek_id != kms.kek_id
+    assert rotated.retired_kek_ids == [kms.kek_id]
+    assert rotated.holds(kms.kek_id) and rotated.holds(rotated.kek_id)
+    assert not rotated.holds("00" * 8)
+    before = RETIRED_KEK_UNWRAPS.labels(kms.kek_id)._value.get()
+    assert rotated.unwrap(old_aes, b"c") == dek
+    assert rotated.unwrap(old_sm, b"c") == dek[:16]
+    assert RETIRED_KEK_UNWRAPS.labels(kms.kek_id)._value.get() == before + 2
+    # New wraps name the current KEK; the old KMS alone cannot open them.
+    fresh = rotated.wrap(dek, b"c")
+    assert fresh[1:9].hex() == rotated.kek_id
+    with pytest.raises(KeyUnwrapError, match="wrapped under KEK"):
+        kms.unwrap(fresh, b"c")
+    # Without the retired file, keys under the old KEK are refused, naming both KEKs.
+    with pytest.raises(KeyUnwrapError, match=kms.kek_id):
+        LocalFileKms(tmp_path / "kek2").unwrap(old_aes, b"c")
+    assert kms.kek_id in repr(rotated)
+
+
+def test_a_retired_kek_file_must_exist(tmp_path: Path, kms: LocalFileKms) -> None:
+    with pytest.raises(KeyFileError):
+        LocalFileKms(kms.path, retired=[tmp_path / "missing"])
