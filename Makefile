@@ -4,8 +4,8 @@ STAMP   := .venv/.govhub-installed
 PYTEST_ARGS ?=
 
 .PHONY: help demo test unit integration lint format typecheck bench bench-exchange \
-	bench-registry bench-connectors bench-gateway kafka-up kafka-down clean \
-	ops-test metrics-doc dashboards deploy-files generated
+	bench-registry bench-connectors bench-gateway bench-data-service bench-all kafka-up kafka-down clean \
+	ops-test metrics-doc dashboards deploy-files generated console-screenshots console-assets
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ bench: $(STAMP)  ## every benchmark (results in benchmarks/results/)
 	$(PY) benchmarks/connectors_ingest.py
 	$(PY) benchmarks/connectors_postgres.py
 	$(PY) benchmarks/gateway_scale.py
+	$(PY) benchmarks/data_service.py
+
+bench-all: $(STAMP)  ## every benchmark + peers (MirrorMaker 2, Connect SMT), plots, summary
+	$(PY) benchmarks/all.py --out benchmarks/results/all-$$(date -u +%Y-%m-%d)
 
 bench-exchange: $(STAMP)  ## router vs a raw consume→produce loop
 	$(PY) benchmarks/exchange.py --json benchmarks/results/exchange.json
@@ -56,6 +60,9 @@ bench-connectors: $(STAMP)  ## HTTP, file and PostgreSQL ingest vs raw produce
 bench-gateway: $(STAMP)  ## 10,000 subscriber streams on one gateway process
 	$(PY) benchmarks/gateway_scale.py
 
+bench-data-service: $(STAMP)  ## key lookups and verifications vs a plain handler, 1M records
+	$(PY) benchmarks/data_service.py
+
 ops-test: $(STAMP)  ## operations: promtool rule tests, real Prometheus on a live hub, deploy/ checks
 	$(PY) -m pytest -q tests/ops $(PYTEST_ARGS)
 
@@ -69,6 +76,12 @@ deploy-files: $(STAMP)  ## regenerate the broker metrics rules in deploy/compose
 	$(PY) -m hub.ops.deployfiles
 
 generated: metrics-doc dashboards deploy-files  ## every generated operations file
+
+console-screenshots: $(STAMP)  ## run the console's browser journey, saving docs/console/*.png
+	GOVHUB_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/e2e/test_console.py $(PYTEST_ARGS)
+
+console-assets:  ## re-vendor the console's htmx from npm into hub/console/static/vendor
+	scripts/console-assets.sh
 
 kafka-up: $(STAMP)  ## start the local single-node Kafka and leave it running
 	.venv/bin/govhub kafka up

@@ -44,6 +44,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if "gateway" in roles:
         where += f" gateway at {runtime.gateway_url}"
+    if "data-service" in roles:
+        where += f" data service at {runtime.data_service_url}"
     print(f"govhub serving roles {','.join(roles)};{where}", flush=True)
     # A role whose thread died makes the process exit non-zero, so its supervisor restarts
     # it (a new router fences the old one's transaction).
@@ -70,6 +72,7 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from connectors.commands import register as register_connector
     from connectors.subscribe import register as register_subscribe
+    from hub.audit.commands import register as register_audit
     from hub.bench import register as register_bench
     from hub.catalogue.commands import register as register_catalogue
     from hub.crypto.commands import register as register_kek
@@ -94,9 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     register_bench(sub)
     register_doctor(sub)
     register_kek(sub)
+    register_audit(sub)
 
     serve = sub.add_parser("serve", help="run hub roles in this process")
-    serve.add_argument("--roles", default="api,router", help="comma-separated: api,router,gateway")
+    serve.add_argument(
+        "--roles",
+        default="api,router",
+        help="comma-separated: api,router,gateway,data-service,audit",
+    )
     serve.add_argument("--config", type=Path, default=None, help="TOML config file")
     serve.add_argument("--port", type=int, default=None, help="api port (overrides config)")
     serve.set_defaults(func=_serve)

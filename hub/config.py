@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from hub.dataservice.config import DataServiceConfig
+
 
 class ConfigError(Exception):
     """Configuration that cannot be used; the message names the field and the fix."""
@@ -50,6 +52,21 @@ class KafkaConfig(_Frozen):
     def _prefix_chars(cls, v: str) -> str:
         if not _TOPIC_PREFIX.match(v):
             raise ValueError("may contain only letters, digits, '.', '_' and '-'")
+        return v
+
+    @field_validator("client_config")
+    @classmethod
+    def _sasl_complete(cls, v: dict[str, str]) -> dict[str, str]:
+        # A SASL client missing its user or password would only fail later, in librdkafka.
+        if v.get("security.protocol", "").upper().startswith("SASL_"):
+            missing = [
+                k for k in ("sasl.mechanism", "sasl.username", "sasl.password") if not v.get(k)
+            ]
+            if missing:
+                raise ValueError(
+                    f"security.protocol {v['security.protocol']} needs {missing} too "
+                    "(GOVHUB_KAFKA_SASL_MECHANISM, _USERNAME, _PASSWORD)"
+                )
         return v
 
 
@@ -206,6 +223,7 @@ class HubConfig(_Frozen):
     api: ApiConfig = ApiConfig()
     router: RouterConfig = RouterConfig()
     gateway: GatewayConfig = GatewayConfig()
+    data_service: DataServiceConfig = DataServiceConfig()
     crypto: CryptoConfig
     metrics: MetricsConfig = MetricsConfig()
     state_dir: Path = Path(".govhub")
@@ -233,6 +251,18 @@ _ENV_KEYS = {
     "GOVHUB_GATEWAY_PORT": "gateway.port",
     "GOVHUB_GATEWAY_ADVERTISED_URL": "gateway.advertised_url",
     "GOVHUB_GATEWAY_GROUP_ID": "gateway.group_id",
+    "GOVHUB_DATA_SERVICE_PORT": "data_service.port",
+}
+
+
+# librdkafka security settings of kafka.client_config from the environment (a role's
+# Kafka principal, e.g. from a Kubernetes secret); keys hold dots, so they are not dotted paths.
+_CLIENT_ENV_KEYS = {
+    "GOVHUB_KAFKA_SECURITY_PROTOCOL": "security.protocol",
+    "GOVHUB_KAFKA_SASL_MECHANISM": "sasl.mechanism",
+    "GOVHUB_KAFKA_SASL_USERNAME": "sasl.username",
+    "GOVHUB_KAFKA_SASL_PASSWORD": "sasl.password",
+    "GOVHUB_KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
 }
 
 
@@ -266,6 +296,9 @@ def load_config(
     for name in sorted(_ENV_KEYS, key=lambda n: n != "KAFKA_BOOTSTRAP_SERVERS"):
         if env.get(name):
             _set(tree, _ENV_KEYS[name], env[name])
+    for name, key in _CLIENT_ENV_KEYS.items():
+        if env.get(name):
+            tree.setdefault("kafka", {}).setdefault("client_config", {})[key] = env[name]
     for dotted, value in (overrides or {}).items():
         _set(tree, dotted, value)
     # Hubs sharing a cluster under different topic prefixes must not share a consumer

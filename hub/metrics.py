@@ -89,6 +89,34 @@ ROUTER_AUDIT_RECORDS = Counter(
     "govhub_router_audit_records_total", "Delivery audit records written with the frames"
 )
 
+# -- audit -----------------------------------------------------------------------------------
+AUDIT_EVENTS_WRITTEN = Counter(
+    "govhub_audit_events_written_total",
+    "Control audit events produced (delivery events count in the router's metric)",
+    ["role", "kind"],
+)
+AUDIT_WRITE_FAILURES = Counter(
+    "govhub_audit_write_failures_total",
+    "Audit events the broker did not acknowledge (logged with the error)",
+    ["role"],
+)
+AUDIT_LINKS = Counter(
+    "govhub_audit_chain_links_total", "Audit events the notary appended to the hash chain"
+)
+AUDIT_CHECKPOINTS = Counter(
+    "govhub_audit_checkpoints_total", "Signed chain checkpoints the notary wrote"
+)
+AUDIT_NOTARY_TXN_SECONDS = Histogram(
+    "govhub_audit_notary_transaction_seconds",
+    "Time of one notary transaction (links, checkpoints, offsets)",
+    buckets=LATENCY_BUCKETS,
+)
+API_LIMITED = Counter(
+    "govhub_api_rejected_requests_total",
+    "Requests refused with 429: over the party's rate or too many failed sign-ins",
+    ["reason"],
+)
+
 # -- connectors ------------------------------------------------------------------------------
 CONNECTOR_RECORDS_READ = Counter(
     "govhub_connector_records_read_total", "Records read from the source", ["connector"]
@@ -129,6 +157,24 @@ RETIRED_KEK_UNWRAPS = Counter(
 )
 API_KEY_RELEASES = Counter(
     "govhub_api_key_releases_total", "Data-key release requests", ["outcome"]
+)
+CONSOLE_SIGNINS = Counter(
+    "govhub_api_console_signins_total",
+    "Web console sign-ins by outcome (signed-in, unknown-token, suspended, no-certificate, csrf)",
+    ["outcome"],
+)
+CONSOLE_ACTIONS = Counter(
+    "govhub_api_console_actions_total",
+    "Web console form actions (operation: request, approve, reject, revoke) by outcome (done, "
+    "invalid, refused, csrf)",
+    ["operation", "outcome"],
+)
+CONSOLE_LIVE_STREAMS = Gauge(
+    "govhub_api_console_live_streams", "Browsers connected to the console's live flow stream"
+)
+CONSOLE_LIVE_ERRORS = Counter(
+    "govhub_api_console_live_errors_total",
+    "Failures of the console's live flow reader (offsets, audit tail)",
 )
 
 # -- gateway ---------------------------------------------------------------------------------
@@ -204,6 +250,62 @@ GATEWAY_GC_PAUSE = Histogram(
 GATEWAY_INVALID_FRAMES = Counter(
     "govhub_gateway_invalid_frames_total",
     "Delivery-topic records that are not frames (skipped, never sent)",
+)
+
+# -- data service ----------------------------------------------------------------------------
+CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+DATASERVICE_CALLS = Counter(
+    "govhub_dataservice_calls_total",
+    "Data-service calls by resource, kind (get, batch, list, verify) and outcome (ok, "
+    "not-found, bad-request, unauthenticated, forbidden, rate-limited, quota, unavailable, "
+    "error)",
+    ["resource", "kind", "outcome"],
+)
+DATASERVICE_CALL_SECONDS = Histogram(
+    "govhub_dataservice_call_seconds",
+    "Time to answer a data-service call, from the request to the response body",
+    ["kind"],
+    buckets=CALL_BUCKETS,
+)
+DATASERVICE_STORE_RECORDS = Gauge(
+    "govhub_dataservice_store_records", "Records in this node's materialised view", ["resource"]
+)
+DATASERVICE_STORE_BYTES = Gauge(
+    "govhub_dataservice_store_bytes",
+    "Estimated bytes of this node's materialised view (live data and memtables)",
+    ["resource"],
+)
+DATASERVICE_REBUILD_PROGRESS = Gauge(
+    "govhub_dataservice_rebuild_progress_ratio",
+    "Share of the source records present at start that the view has read (1: loaded)",
+    ["resource"],
+)
+DATASERVICE_LAG = Gauge(
+    "govhub_dataservice_lag_records",
+    "Source records not yet in the view (high watermark minus position)",
+    ["resource"],
+)
+DATASERVICE_FRESHNESS = Histogram(
+    "govhub_dataservice_freshness_seconds",
+    "Time from the source timestamp (govhub-ingested-at) until the record is queryable",
+    ["resource"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+DATASERVICE_RECORDS_APPLIED = Counter(
+    "govhub_dataservice_records_applied_total",
+    "Source records written into the view, by kind of change (put, delete)",
+    ["resource", "kind"],
+)
+DATASERVICE_RECORDS_SKIPPED = Counter(
+    "govhub_dataservice_records_skipped_total",
+    "Source records the view could not key or place, by reason (no-key, no-region, "
+    "undecodable); they stay in the source topic",
+    ["resource", "reason"],
+)
+DATASERVICE_AUDIT_EVENTS = Counter(
+    "govhub_dataservice_audit_events_total",
+    "Call audit events handed to Kafka (produced) and lost in a failed write (failed)",
+    ["outcome"],
 )
 
 # -- subscriber SDK --------------------------------------------------------------------------

@@ -12,8 +12,11 @@ from aiohttp import web
 
 from hub import kafka
 from hub.api.app import build_app
+from hub.audit.notary import Notary, NotaryConfig
+from hub.audit.signing import ensure_signing_key
 from hub.config import HubConfig
 from hub.crypto.kms import LocalFileKms
+from hub.dataservice.service import DataService
 from hub.gateway.service import GatewayService
 from hub.ops.health import BrokerProbe, HealthServer, export_readiness
 from hub.router.service import RouterService
@@ -22,7 +25,7 @@ from hub.topics import ensure_hub_topics
 
 log = logging.getLogger(__name__)
 
-ROLES = ("api", "router", "gateway")
+ROLES = ("api", "router", "gateway", "audit", "data-service")
 
 
 class StartupError(Exception):
@@ -42,6 +45,8 @@ class HubRuntime:
         self.failure: str | None = None
         """Set when a role's thread ended with an error: the process should exit."""
         self.gateway: GatewayService | None = None
+        self.data_service: DataService | None = None
+        self.notary: Notary | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._api_loop: asyncio.AbstractEventLoop | None = None
@@ -60,6 +65,12 @@ class HubRuntime:
         return self.gateway.url
 
     @property
+    def data_service_url(self) -> str:
+        if self.data_service is None or self.data_service.url is None:
+            raise StartupError("the data-service role is not running")
+        return self.data_service.url
+
+    @property
     def api_url(self) -> str:
         if self.api_port is None:
             raise StartupError("the api role is not running")
@@ -73,6 +84,11 @@ class HubRuntime:
             problems.append("router not ready (broker unreachable or transactions not initialised)")
         if "gateway" in self.roles:
             problems += self.gateway.readiness() if self.gateway else ["gateway not started"]
+        if "data-service" in self.roles:
+            ds = self.data_service
+            problems += ds.readiness() if ds else ["data service not started"]
+        if "audit" in self.roles and (self.notary is None or not self.notary.ready):
+            problems.append("audit notary not ready (chain heads not read yet)")
         problems += self.broker_probe.problems()
         return problems
 
@@ -88,11 +104,31 @@ class HubRuntime:
         if "router" in self.roles:
             self.router = RouterService(cfg, self.state, self.kms)
             self._spawn("router", self._run_router)
+        if "audit" in self.roles:
+            self.notary = Notary(
+                cfg.kafka.bootstrap_servers,
+                self.state.topics,
+                ensure_signing_key(self.state.keys, self.kms),
+                NotaryConfig(
+                    transactional_id=f"{cfg.kafka.topic_prefix}govhub-audit-notary",
+                    group_id=f"{cfg.kafka.topic_prefix}govhub-audit-notary",
+                    alg="sm3" if cfg.router.suite == "SM4-GCM" else "sha256",
+                ),
+                cfg.kafka.client_config,
+            )
+            self._spawn("audit", self._run_notary)
         if "gateway" in self.roles:
             self.gateway = GatewayService(cfg, self.state, self.kms)
             self._spawn("gateway", self._run_gateway)
             if not self.gateway.ready.wait(timeout) or self.gateway.error is not None:
                 raise StartupError(f"gateway failed to start: {self.gateway.error or 'timeout'}")
+        if "data-service" in self.roles:
+            self.data_service = DataService(cfg, self.state, self.kms)
+            self._spawn("data-service", self._run_data_service)
+            if not self.data_service.ready.wait(timeout) or self.data_service.error is not None:
+                raise StartupError(
+                    f"data service failed to start: {self.data_service.error or 'timeout'}"
+                )
         if "api" in self.roles:
             self._spawn("api", self._run_api)
             if not self._api_started.wait(timeout):
@@ -125,6 +161,14 @@ class HubRuntime:
             log.exception("router stopped with an error")
             self.failure = f"router stopped with an error: {exc}"
 
+    def _run_notary(self) -> None:
+        assert self.notary is not None
+        try:
+            self.notary.run(self._stop)
+        except Exception as exc:
+            log.exception("audit notary stopped with an error")
+            self.failure = f"audit notary stopped with an error: {exc}"
+
     def _run_gateway(self) -> None:
         assert self.gateway is not None
         try:
@@ -132,6 +176,14 @@ class HubRuntime:
         except Exception as exc:
             log.exception("gateway stopped with an error")
             self.failure = f"gateway stopped with an error: {exc}"
+
+    def _run_data_service(self) -> None:
+        assert self.data_service is not None
+        try:
+            self.data_service.run(self._stop)
+        except Exception as exc:
+            log.exception("data service stopped with an error")
+            self.failure = f"data service stopped with an error: {exc}"
 
     def _run_api(self) -> None:
         loop = asyncio.new_event_loop()

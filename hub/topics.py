@@ -76,6 +76,11 @@ class Topics:
         return f"{self.prefix}_govhub.audit"
 
     @property
+    def audit_chain(self) -> str:
+        """The audit notary's hash chain and signed checkpoints (``docs/audit.md``)."""
+        return f"{self.prefix}_govhub.audit-chain"
+
+    @property
     def connect_offsets(self) -> str:
         return f"{self.prefix}_govhub.connect-offsets"
 
@@ -124,6 +129,7 @@ def ensure_hub_topics(
     specs: dict[str, tuple[int, dict[str, str]]] = {t: (1, COMPACTED) for t in topics.control}
     specs[topics.delivery] = (delivery_partitions, {})
     specs[topics.audit] = (3, {"retention.ms": "-1"})
+    specs[topics.audit_chain] = (3, {"retention.ms": "-1"})
     ensure_topics(admin, specs, replication_factor)
 
 

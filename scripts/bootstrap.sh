@@ -43,6 +43,16 @@ if ! command -v docker-compose >/dev/null 2>&1 && can_apt; then
   apt_install --no-install-recommends docker-compose ||
     echo "bootstrap: warning: docker-compose not installed; the compose test will fail" >&2
 fi
+# Headless Chromium and CJK fonts: the web console's browser test (tests/e2e/test_console.py)
+# drives the system Chromium through Playwright, which never downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ] && can_apt; then
+  apt_install chromium ||
+    echo "bootstrap: warning: chromium not installed; the console browser test will be skipped" >&2
+fi
+if ! fc-list 2>/dev/null | grep -qi "CJK" && can_apt; then
+  apt_install --no-install-recommends fonts-noto-cjk ||
+    echo "bootstrap: warning: no CJK fonts; console screenshots will show boxes for Chinese" >&2
+fi
 command -v kubectl >/dev/null 2>&1 ||
   echo "bootstrap: warning: kubectl not found; the deploy/k8s test will fail (install kubectl)" >&2
 
@@ -54,5 +64,6 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -e '.[dev]'
+# Playwright (console browser test) drives the system Chromium; never download browsers.
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$VENV/bin/python" -m pip install -q -e '.[dev]'
 touch "$VENV/.govhub-installed"

@@ -20,7 +20,9 @@ from hub.api import (
 )
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import KMS_KEY, READY_KEY, STATE_KEY, in_thread, json_response
-from hub.api.security import AUTHENTICATOR_KEY, principal
+from hub.api.security import AUTHENTICATOR_KEY, install_limits, principal
+from hub.audit import api as audit_api
+from hub.console import routes as console_routes
 from hub.crypto.errors import CryptoError
 from hub.crypto.keyrelease import KemSuite, seal_key_for_recipient
 from hub.crypto.keys import DataKeyRecord, unwrap_data_key
@@ -148,4 +150,7 @@ def build_app(
     app.router.add_post("/v1/keys/release", release_key)
     for module in ROUTE_MODULES:
         module.setup_routes(app)
+    audit_api.setup(app)
+    install_limits(app)
+    console_routes.setup_routes(app)  # the web console (/console), on the same domain steps
     return app

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from hub.parties.model import Party, PartyStatus, token_party, verify_token
+from hub.parties.model import Party, PartyStatus, hash_token, token_party, verify_token
 from hub.state import ControlState
 
 MAX_TOKEN_LEN = 512
@@ -69,7 +71,7 @@ class TokenAuthenticator:
             self._parsed[party_id] = (row, party)
         else:
             party = parsed[1]
-        if party.token_hash != token_hash:
+        if party.token_hash is None or not hmac.compare_digest(party.token_hash, token_hash):
             return None
         try:
             return self._admit(party)
@@ -84,7 +86,7 @@ class TokenAuthenticator:
             failed_at = self._failed.get(fingerprint)
         if cached is not None:
             party = self._state.party(cached[0])
-            if party is not None and party.token_hash == cached[1]:
+            if party is not None and _same(party.token_hash, cached[1]):
                 return self._admit(party)
             with self._lock:
                 self._verified.pop(fingerprint, None)
@@ -113,6 +115,10 @@ class TokenAuthenticator:
             party = self._state.party(named)
             if party is not None and party.token_hash and verify_token(token, party.token_hash):
                 return party
+            if party is None or not party.token_hash:
+                # The same slow hash as for a known party: the answer's timing must not
+                # tell which party ids exist.
+                verify_token(token, _dummy_hash())
             return None
         # Tokens that do not name their party (provisioned outside the api) need a scan.
         for party in self._state.party_map().values():
@@ -155,6 +161,16 @@ def _bearer(authorization: str | None) -> str:
     if len(token) > MAX_TOKEN_LEN:
         raise AuthError(401, "unknown token")
     return token
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_token("govhub-no-such-party")
+
+
+def _same(stored: str | None, expected: str) -> bool:
+    """Constant-time comparison of stored token hashes."""
+    return stored is not None and hmac.compare_digest(stored, expected)
 
 
 def _bounded_put(cache: dict[str, V], key: str, value: V) -> None:

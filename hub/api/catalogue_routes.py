@@ -147,7 +147,8 @@ def _term(query: Mapping[str, str], name: str, kind: type[E]) -> E | None:
     return None if text is None or not text.strip() else parse_term(kind, text)
 
 
-def _filters(query: Mapping[str, str]) -> Filters:
+def query_filters(query: Mapping[str, str]) -> Filters:
+    """The exact filters of a list/search query (ValueError for an unknown term)."""
     return Filters(
         department=query.get("department") or None,
         tag=_term(query, "tag", PersonalTag),
@@ -172,7 +173,7 @@ async def list_resources(request: web.Request) -> web.Response:
     await require(request)
     query = request.query
     try:
-        filters, (limit, offset) = _filters(query), _page(query)
+        filters, (limit, offset) = query_filters(query), _page(query)
     except ValueError as exc:
         return _error(400, str(exc))
     text = query.get("q", "")

@@ -138,8 +138,16 @@ def _route_modules() -> list[ModuleType]:
         registry_routes,
         subscription_routes,
     )
+    from hub.audit import api as audit_routes
 
-    return [registry_routes, catalogue_routes, party_routes, key_routes, subscription_routes]
+    return [
+        registry_routes,
+        catalogue_routes,
+        party_routes,
+        key_routes,
+        subscription_routes,
+        audit_routes,
+    ]
 
 
 def build_document(modules: Sequence[ModuleType] | None = None) -> dict[str, Any]:

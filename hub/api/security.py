@@ -10,6 +10,9 @@ the offending field.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,10 +20,101 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from hub import metrics
 from hub.api.auth import AuthError, TokenAuthenticator
 from hub.parties.model import Party, PartyKind, Role
 
 AUTHENTICATOR_KEY: web.AppKey[TokenAuthenticator] = web.AppKey("authenticator", TokenAuthenticator)
+
+
+class RateLimiter:
+    """Token buckets by key: ``rate`` requests per second, bursts up to ``burst``.
+
+    Bounded: past ``max_keys`` keys the fullest buckets are forgotten first (a forgotten
+    bucket starts full again, which only ever errs towards admitting).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def _level(self, key: str, now: float) -> float:
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - at) * self.rate)
+
+    def wait_time(self, key: str) -> float:
+        """Seconds until ``key`` may make one more request (0: now); consumes nothing."""
+        level = self._level(key, self._clock())
+        return 0.0 if level >= 1 else (1 - level) / self.rate
+
+    def take(self, key: str) -> float:
+        """Take one token: 0 when admitted, else the seconds to wait (nothing taken)."""
+        now = self._clock()
+        level = self._level(key, now)
+        if level < 1:
+            self._buckets[key] = (level, now)
+            return (1 - level) / self.rate
+        if key not in self._buckets and len(self._buckets) >= self._max_keys:
+            self._forget(now)
+        self._buckets[key] = (level - 1, now)
+        return 0.0
+
+    def _forget(self, now: float) -> None:
+        full = [k for k in self._buckets if self._level(k, now) >= self.burst]
+        for key in full or list(self._buckets)[: self._max_keys // 10 or 1]:
+            del self._buckets[key]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """Per-party request rate and per-address failed sign-ins (429 with Retry-After)."""
+
+    party: RateLimiter
+    failed_sign_ins: RateLimiter
+
+
+def default_limits() -> ApiLimits:
+    # 100 requests/s per party with bursts of 500 (bulk provisioning, console pages);
+    # 20 failed sign-ins per address at once, then one per second.
+    return ApiLimits(RateLimiter(100.0, 500.0), RateLimiter(1.0, 20.0))
+
+
+LIMITS_KEY: web.AppKey[ApiLimits] = web.AppKey("limits", ApiLimits)
+
+
+def install_limits(app: web.Application, limits: ApiLimits | None = None) -> None:
+    app[LIMITS_KEY] = limits or default_limits()
+
+
+def _too_many(wait: float, message: str) -> web.HTTPException:
+    seconds = max(1, math.ceil(wait))
+    return web.HTTPTooManyRequests(
+        text=orjson.dumps({"error": message}).decode(),
+        content_type="application/json",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def _admit_rate(request: web.Request, who: Principal) -> None:
+    limits = request.app.get(LIMITS_KEY)
+    if limits is None:
+        return
+    wait = limits.party.take(who.id)
+    if wait > 0:
+        metrics.API_LIMITED.labels("rate").inc()
+        raise _too_many(wait, f"party {who.id} is over its request rate; retry later")
+
 
 B = TypeVar("B", bound=BaseModel)
 
@@ -93,8 +187,17 @@ async def principal(request: web.Request) -> Principal:
     fast = authenticator.authenticate_cached(authorization) if authorization else None
     if fast is not None:
         found = Principal(fast)
+        _admit_rate(request, found)
         request[_PRINCIPAL] = found
         return found
+    limits = request.app.get(LIMITS_KEY)
+    address = request.remote or "unknown"
+    if limits is not None:
+        wait = limits.failed_sign_ins.wait_time(address)
+        if wait > 0:
+            # Before the slow hash: guessing tokens costs the guesser, not the hub.
+            metrics.API_LIMITED.labels("failed-sign-ins").inc()
+            raise _too_many(wait, "too many failed sign-ins from this address; retry later")
     subject = None if authorization else _certificate_subject(request)
     loop = asyncio.get_running_loop()
     try:
@@ -105,10 +208,19 @@ async def principal(request: web.Request) -> Principal:
         else:
             party = await loop.run_in_executor(None, authenticator.authenticate, authorization)
     except AuthError as exc:
+        if limits is not None and exc.status == 401 and authorization:
+            # A presented credential that failed is a guess; no credential at all is not.
+            limits.failed_sign_ins.take(address)
         raise json_error(exc.status, str(exc)) from None
     found = Principal(party)
+    _admit_rate(request, found)
     request[_PRINCIPAL] = found
     return found
+
+
+def peek_principal(request: web.Request) -> Principal | None:
+    """The caller if this request already authenticated it (no authentication here)."""
+    return request.get(_PRINCIPAL)
 
 
 async def require(request: web.Request, *roles: Role) -> Principal:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -176,37 +176,122 @@ def _approve_step(state: ControlState, body: ApproveRequest) -> Step:
     return step
 
 
+# -- the steps, shared by these handlers and the web console (hub/console) -------------------
+async def perform(
+    app: web.Application, fn: Callable[..., Subscription], *args: Any
+) -> Subscription:
+    """One subscription write, off the event loop and one at a time per api instance;
+    raises :class:`LifecycleError`."""
+    async with app[_LOCK_KEY]:
+        return await in_thread(fn, *args)
+
+
+async def _transition(app: web.Application, sub_id: str, actor: Party, step: Step) -> Subscription:
+    return await perform(app, _decide, app[STATE_KEY], app[KMS_KEY], sub_id, actor, step)
+
+
+async def request_subscription(
+    app: web.Application, requester: Party, body: SubscriptionRequest
+) -> Subscription:
+    """Open and check a request (申请); the caller has checked the subscriber role."""
+    state, kms, calendar = app[STATE_KEY], app[KMS_KEY], app[CALENDAR_KEY]
+    sub = await perform(app, _open, state, kms, calendar, requester, body)
+    if sub.status is SubscriptionStatus.REFUSED:
+        sub_metrics.SUBSCRIPTIONS_DECISIONS.labels("refused").inc()
+    elif sub.status in GRANTED:
+        sub_metrics.SUBSCRIPTIONS_DECISIONS.labels("auto_approved").inc()
+    return sub
+
+
+async def approve_request(
+    app: web.Application, actor: Party, sub_id: str, body: ApproveRequest
+) -> Subscription:
+    sub = await _transition(app, sub_id, actor, _approve_step(app[STATE_KEY], body))
+    if sub.status in GRANTED:
+        sub_metrics.SUBSCRIPTIONS_DECISIONS.labels("approved").inc()
+    return sub
+
+
+async def reject_request(
+    app: web.Application, actor: Party, sub_id: str, reason: str
+) -> Subscription:
+    def step(sub: Subscription, actor: Party, resource: Resource, at_ms: int) -> Subscription:
+        return lifecycle.reject(sub, actor, resource, reason, at_ms)
+
+    sub = await _transition(app, sub_id, actor, step)
+    sub_metrics.SUBSCRIPTIONS_DECISIONS.labels("rejected").inc()
+    return sub
+
+
+async def revoke_grant(
+    app: web.Application, actor: Party, sub_id: str, reason: str
+) -> Subscription:
+    def step(sub: Subscription, actor: Party, resource: Resource, at_ms: int) -> Subscription:
+        return lifecycle.revoke(sub, actor, resource, reason, at_ms)
+
+    sub = await _transition(app, sub_id, actor, step)
+    sub_metrics.SUBSCRIPTIONS_REVOCATIONS.labels(
+        "subscriber" if sub.subscriber == actor.id else "manager"
+    ).inc()
+    return sub
+
+
+def visible(who: Principal, sub: Subscription, resource: Resource | None) -> bool:
+    """Whether ``who`` may read ``sub``: its subscriber, the owner department, 三员."""
+    if who.id == sub.subscriber or who.has(*SEPARATED_ROLES):
+        return True
+    return resource is not None and who.owns_department(resource.department)
+
+
+def select(
+    state: ControlState,
+    who: Principal,
+    scope: str,
+    at_ms: int,
+    status: str | None = None,
+    resource_code: str | None = None,
+    overdue: bool | None = None,
+) -> list[Subscription]:
+    """The subscriptions of ``scope`` (see :data:`SCOPES`) that pass the filters, oldest
+    request first; the caller has checked that ``who`` may ask for ``scope``."""
+    resources = state.resources()
+    found = []
+    for sub in state.subscription_list():
+        resource = resources.get(sub.resource)
+        if scope == "mine" and sub.subscriber != who.id:
+            continue
+        if scope == "owned" and (resource is None or not who.owns_department(resource.department)):
+            continue
+        if scope == "to_approve" and (
+            resource is None
+            or sub.status is not SubscriptionStatus.CHECKED
+            or not approval_roles_of(who.party, resource) & set(sub.pending_approvals)
+        ):
+            continue
+        if resource_code is not None and sub.resource != resource_code:
+            continue
+        if status is not None and sub.effective_status(at_ms).value != status:
+            continue
+        if overdue is not None and sub.overdue(at_ms) != overdue:
+            continue
+        found.append(sub)
+    found.sort(key=lambda s: (s.requested_at_ms or 0, s.id))
+    return found
+
+
 # -- handlers ---------------------------------------------------------------------------------
-async def _run(request: web.Request, fn: Callable[..., Subscription], *args: Any) -> Subscription:
-    async with request.app[_LOCK_KEY]:
-        try:
-            return await in_thread(fn, *args)
-        except LifecycleError as exc:
-            raise json_error(exc.status, exc.message) from None
-
-
-async def _transition(request: web.Request, who: Principal, step: Step) -> Subscription:
-    state, kms = request.app[STATE_KEY], request.app[KMS_KEY]
-    return await _run(request, _decide, state, kms, request.match_info["id"], who.party, step)
+async def _run(request: web.Request, step: Awaitable[Subscription]) -> Subscription:
+    try:
+        return await step
+    except LifecycleError as exc:
+        raise json_error(exc.status, exc.message) from None
 
 
 async def create_subscription(request: web.Request) -> web.Response:
     who = await require(request, Role.SUBSCRIBER)
     body = await read_json(request, SubscriptionRequest)
-    state = request.app[STATE_KEY]
-    calendar = request.app[CALENDAR_KEY]
-    sub = await _run(request, _open, state, request.app[KMS_KEY], calendar, who.party, body)
-    if sub.status is SubscriptionStatus.REFUSED:
-        sub_metrics.SUBSCRIPTIONS_DECISIONS.labels("refused").inc()
-    elif sub.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.APPROVED):
-        sub_metrics.SUBSCRIPTIONS_DECISIONS.labels("auto_approved").inc()
-    return json_response(_render(state, sub), 201)
-
-
-def _visible(who: Principal, sub: Subscription, resource: Resource | None) -> bool:
-    if who.id == sub.subscriber or who.has(*SEPARATED_ROLES):
-        return True
-    return resource is not None and who.owns_department(resource.department)
+    sub = await _run(request, request_subscription(request.app, who.party, body))
+    return json_response(_render(request.app[STATE_KEY], sub), 201)
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
@@ -226,31 +311,19 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     overdue = query.get("overdue")
     if overdue not in (None, "true", "false"):
         raise json_error(400, "overdue must be true or false")
-    resource_code = query.get("resource")
     at_ms = now_ms()
     resources = state.resources()
     parties = state.party_map()
-    found = []
-    for sub in await in_thread(state.subscription_list):
-        resource = resources.get(sub.resource)
-        if scope == "mine" and sub.subscriber != who.id:
-            continue
-        if scope == "owned" and (resource is None or not who.owns_department(resource.department)):
-            continue
-        if scope == "to_approve" and (
-            resource is None
-            or sub.status is not SubscriptionStatus.CHECKED
-            or not approval_roles_of(who.party, resource) & set(sub.pending_approvals)
-        ):
-            continue
-        if resource_code is not None and sub.resource != resource_code:
-            continue
-        if wanted_status is not None and sub.effective_status(at_ms).value != wanted_status:
-            continue
-        if overdue is not None and sub.overdue(at_ms) != (overdue == "true"):
-            continue
-        found.append(sub)
-    found.sort(key=lambda s: (s.requested_at_ms or 0, s.id))
+    found = await in_thread(
+        select,
+        state,
+        who,
+        scope,
+        at_ms,
+        wanted_status,
+        query.get("resource"),
+        None if overdue is None else overdue == "true",
+    )
     return json_response(
         {
             "subscriptions": [
@@ -269,7 +342,7 @@ async def show_subscription(request: web.Request) -> web.Response:
     sub = state.subscription(sub_id)
     if sub is None:
         raise json_error(404, f"no subscription {sub_id}")
-    if not _visible(who, sub, state.resource(sub.resource)):
+    if not visible(who, sub, state.resource(sub.resource)):
         raise json_error(403, f"subscription {sub_id} is neither yours nor on your resources")
     return json_response(_render(state, sub))
 
@@ -277,38 +350,25 @@ async def show_subscription(request: web.Request) -> web.Response:
 async def approve_subscription(request: web.Request) -> web.Response:
     who = await require(request, Role.APPROVER, Role.SECURITY_ADMIN)
     body = await read_json(request, ApproveRequest, optional=True)
-    state = request.app[STATE_KEY]
-    sub = await _transition(request, who, _approve_step(state, body))
-    if sub.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.APPROVED):
-        sub_metrics.SUBSCRIPTIONS_DECISIONS.labels("approved").inc()
-    return json_response(_render(state, sub))
+    sub_id = request.match_info["id"]
+    sub = await _run(request, approve_request(request.app, who.party, sub_id, body))
+    return json_response(_render(request.app[STATE_KEY], sub))
 
 
 async def reject_subscription(request: web.Request) -> web.Response:
     who = await require(request, Role.APPROVER, Role.SECURITY_ADMIN)
     body = await read_json(request, ReasonRequest)
-    state = request.app[STATE_KEY]
-
-    def step(sub: Subscription, actor: Party, resource: Resource, at_ms: int) -> Subscription:
-        return lifecycle.reject(sub, actor, resource, body.reason, at_ms)
-
-    sub = await _transition(request, who, step)
-    sub_metrics.SUBSCRIPTIONS_DECISIONS.labels("rejected").inc()
-    return json_response(_render(state, sub))
+    sub_id = request.match_info["id"]
+    sub = await _run(request, reject_request(request.app, who.party, sub_id, body.reason))
+    return json_response(_render(request.app[STATE_KEY], sub))
 
 
 async def revoke_subscription(request: web.Request) -> web.Response:
     who = await require(request)
     body = await read_json(request, ReasonRequest)
-    state = request.app[STATE_KEY]
-
-    def step(sub: Subscription, actor: Party, resource: Resource, at_ms: int) -> Subscription:
-        return lifecycle.revoke(sub, actor, resource, body.reason, at_ms)
-
-    sub = await _transition(request, who, step)
-    by = "subscriber" if sub.subscriber == who.id else "manager"
-    sub_metrics.SUBSCRIPTIONS_REVOCATIONS.labels(by).inc()
-    return json_response(_render(state, sub))
+    sub_id = request.match_info["id"]
+    sub = await _run(request, revoke_grant(request.app, who.party, sub_id, body.reason))
+    return json_response(_render(request.app[STATE_KEY], sub))
 
 
 async def suspend_subscription(request: web.Request) -> web.Response:
@@ -319,7 +379,7 @@ async def suspend_subscription(request: web.Request) -> web.Response:
     def step(sub: Subscription, actor: Party, resource: Resource, at_ms: int) -> Subscription:
         return lifecycle.suspend(sub, actor, resource, body.reason, at_ms)
 
-    sub = await _transition(request, who, step)
+    sub = await _run(request, _transition(request.app, request.match_info["id"], who.party, step))
     sub_metrics.SUBSCRIPTIONS_SUSPENSIONS.inc()
     return json_response(_render(state, sub))
 
@@ -328,7 +388,9 @@ async def resume_subscription(request: web.Request) -> web.Response:
     who = await require(request, Role.APPROVER, Role.SECURITY_ADMIN)
     await read_json(request, ResumeRequest, optional=True)
     state = request.app[STATE_KEY]
-    sub = await _transition(request, who, lifecycle.resume)
+    sub = await _run(
+        request, _transition(request.app, request.match_info["id"], who.party, lifecycle.resume)
+    )
     return json_response(_render(state, sub))
 
 

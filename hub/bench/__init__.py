@@ -16,6 +16,10 @@ from typing import Any
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "exchange": ("hub.bench.exchange", "router vs a raw consume→produce loop"),
     "gateway": ("hub.bench.gateway", "10,000 subscriber streams on one gateway process"),
+    "data-service": (
+        "hub.bench.dataservice",
+        "key lookups and verifications vs a plain aiohttp handler, rebuild time",
+    ),
 }
 
 

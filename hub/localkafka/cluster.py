@@ -8,6 +8,7 @@ One or three combined broker+controller nodes live under a state folder::
     <state_dir>/node-<id>/kafka.pid      PID of the running JVM
     <state_dir>/node-<id>/kafka.log      JVM stdout/stderr (warnings and errors)
     <state_dir>/node-<id>/server.log     broker log (info and up)
+    <state_dir>/security/                secure mode: credentials, CA (hub.localkafka.security)
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ from hub.localkafka.process import (
     read_pid,
     stop_processes,
     write_pid,
+)
+from hub.localkafka.security import (
+    BrokerCredentials,
+    client_settings,
+    ensure_tls_material,
+    load_credentials,
+    save_credentials,
+    scram_format_arguments,
+    secure_settings,
+    security_paths,
 )
 from hub.localkafka.state import ClusterRecord, load_record, locked, save_record
 
@@ -77,6 +88,8 @@ class LocalKafka:
         *,
         extra_config: Mapping[str, str] | None = None,
         metrics_port: int | None = None,
+        secure: bool = False,
+        tls: bool = False,
     ) -> None:
         self.state_dir = state_dir.expanduser().resolve()
         self.requested = ClusterLayout(nodes, base_port)
@@ -91,6 +104,8 @@ class LocalKafka:
         # Broker metrics: the JMX exporter agent on metrics_port + node id (None: off).
         self.metrics_port = metrics_port
         self.metrics_warning = ""  # why the agent could not be attached at the last up
+        # Secure mode: SASL/SCRAM (TLS too with ``tls``) and ACLs; see hub.localkafka.security.
+        self.security = "sasl_ssl" if tls else ("sasl" if secure else "plaintext")
 
     # -- what is there -------------------------------------------------------------
 
@@ -103,6 +118,20 @@ class LocalKafka:
     @property
     def bootstrap_servers(self) -> str:
         return self.layout.bootstrap_servers
+
+    @property
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings of the admin principal; empty for a plaintext cluster."""
+        creds = load_credentials(self.state_dir)
+        if creds is None:
+            return {}
+        return client_settings(creds, security_paths(self.state_dir).ca_cert)
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate clients of a TLS cluster trust, else None."""
+        creds = load_credentials(self.state_dir)
+        return security_paths(self.state_dir).ca_cert if creds and creds.tls else None
 
     def node_files(self, node_id: int) -> NodeFiles:
         return NodeFiles(node_id, self.state_dir / f"node-{node_id}")
@@ -146,7 +175,7 @@ class LocalKafka:
         elif down:
             healthy, detail = False, f"node(s) {down} not running"
         else:
-            healthy, detail = probe(layout, HEALTH_TIMEOUT_S)
+            healthy, detail = probe(layout, HEALTH_TIMEOUT_S, self.client_config)
         return ClusterStatus(
             state_dir=self.state_dir,
             kafka_version=record.kafka_version if record is not None else self.kafka_version,
@@ -168,13 +197,15 @@ class LocalKafka:
         with locked(self.state_dir / ".lock"):
             layout = self.requested
             record = self._check_record(load_record(self.state_dir))
+            creds = self._credentials(record)
+            client_config = self.client_config
             running = {i: pid for i in layout.node_ids if (pid := self.running_pid(i))}
             if record is not None and running and record.base_port != layout.base_port:
                 raise LocalKafkaError(
                     f"the cluster in {self.state_dir} runs on base port {record.base_port}: "
                     f"use --base-port {record.base_port}, or run `govhub kafka down` first"
                 )
-            if len(running) == layout.nodes and probe(layout, HEALTH_TIMEOUT_S)[0]:
+            if len(running) == layout.nodes and probe(layout, HEALTH_TIMEOUT_S, client_config)[0]:
                 return layout.bootstrap_servers
             to_start = [i for i in layout.node_ids if i not in running]
             for node_id in to_start:
@@ -192,20 +223,31 @@ class LocalKafka:
                     layout.base_port,
                     self.kafka_version,
                     self.metrics_port if jvm_options else None,
+                    self.security,
                 ),
             )
             new_nodes = [self.node_files(i) for i in to_start]
             for files in new_nodes:
-                write_config(files, layout, self.heap_mb, self.extra_config)
+                extra = dict(self.extra_config)
+                if creds is not None:
+                    paths = security_paths(self.state_dir)
+                    extra = {**secure_settings(layout, files.node_id, creds, paths), **extra}
+                write_config(files, layout, self.heap_mb, extra)
                 if jvm_options:
                     files.exporter_config.write_text(render_exporter_config(), encoding="utf-8")
-            format_storage([f for f in new_nodes if not f.formatted], java, libs, cluster_id)
+            format_storage(
+                [f for f in new_nodes if not f.formatted],
+                java,
+                libs,
+                cluster_id,
+                scram_format_arguments(creds) if creds is not None else (),
+            )
             started: dict[int, NodeFiles] = {}
             try:
                 for files in new_nodes:
                     options = jvm_options.get(files.node_id, [])
                     started[launch(files, java, libs, self.heap_mb, options)] = files
-                wait_ready(layout, started, timeout)
+                wait_ready(layout, started, timeout, client_config)
             except BaseException:
                 stop_processes({pid: f.properties for pid, f in started.items()}, timeout=10.0)
                 for files in new_nodes:
@@ -241,7 +283,32 @@ class LocalKafka:
                 f"{self.state_dir} holds a {record.nodes}-node cluster: use --nodes "
                 f"{record.nodes}, or another --state-dir for a {self.requested.nodes}-node one"
             )
+        if record is not None and record.security != self.security:
+            flags = {"plaintext": "no --secure", "sasl": "--secure", "sasl_ssl": "--secure --tls"}
+            raise LocalKafkaError(
+                f"{self.state_dir} holds a {record.security} cluster: start it with "
+                f"{flags.get(record.security, record.security)}, or use another --state-dir "
+                f"for a {self.security} one (SCRAM users are written when storage is formatted)"
+            )
         return record
+
+    def _credentials(self, record: ClusterRecord | None) -> BrokerCredentials | None:
+        """The secure cluster's credentials: kept from the first ``up``, else made now."""
+        if self.security == "plaintext":
+            return None
+        creds = load_credentials(self.state_dir)
+        if creds is None:
+            if record is not None:
+                raise LocalKafkaError(
+                    f"{security_paths(self.state_dir).credentials} is missing: the secure "
+                    f"cluster in {self.state_dir} cannot be reached; remove the folder to "
+                    "start afresh"
+                )
+            creds = BrokerCredentials.generate(tls=self.security == "sasl_ssl")
+            save_credentials(self.state_dir, creds)
+        if creds.tls:
+            ensure_tls_material(security_paths(self.state_dir))
+        return creds
 
     # -- down ----------------------------------------------------------------------
 

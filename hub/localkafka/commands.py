@@ -1,4 +1,5 @@
-"""``govhub kafka up|status|down``: the local Kafka from the command line."""
+"""``govhub kafka up|status|down|acls``: the local Kafka from the command line (``acls``:
+the hub's principals and ACLs on any secure cluster, ``hub.kafkasec``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hub.localkafka.errors import LocalKafkaError
 from hub.localkafka.jars import DEFAULT_KAFKA_VERSION, jars_cached
 from hub.localkafka.jmx import DEFAULT_METRICS_PORT
 from hub.localkafka.paths import kafka_state_dir
+from hub.localkafka.security import SecurityPaths, security_paths
 from hub.localkafka.state import load_record
 from hub.ops.progress import Progress
 
@@ -65,6 +67,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     metrics.add_argument(
         "--no-metrics", action="store_true", help="start the brokers without the JMX exporter"
     )
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL/SCRAM-SHA-512 clients and ACLs (StandardAuthorizer); fixed at the first up",
+    )
+    up.add_argument(
+        "--tls", action="store_true", help="with --secure: SASL_SSL with a generated local CA"
+    )
     _add_state_dir(up)
     up.set_defaults(func=_guarded(run_up))
 
@@ -79,6 +89,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _add_state_dir(down)
     down.set_defaults(func=_guarded(run_down))
+
+    from hub.kafkasec.commands import add_acls_action
+
+    add_acls_action(actions)
 
 
 def _add_state_dir(parser: argparse.ArgumentParser) -> None:
@@ -124,12 +138,18 @@ def _cluster(args: argparse.Namespace) -> LocalKafka:
         metrics_port = record.metrics_port
     else:
         metrics_port = DEFAULT_METRICS_PORT
+    tls = bool(getattr(args, "tls", False))
+    secure = bool(getattr(args, "secure", False)) or tls
+    if record is not None and not secure:
+        secure, tls = record.security != "plaintext", record.security == "sasl_ssl"
     return LocalKafka(
         state_dir,
         nodes=nodes,
         base_port=base_port,
         kafka_version=version,
         metrics_port=metrics_port,
+        secure=secure,
+        tls=tls,
     )
 
 
@@ -149,6 +169,9 @@ def run_up(args: argparse.Namespace) -> int:
     took = time.monotonic() - started
     nodes = cluster.requested.nodes
     print(f"bootstrap servers: {bootstrap}")
+    client_config = cluster.client_config
+    if client_config:
+        print(format_client_settings(client_config, security_paths(cluster.state_dir)))
     if cluster.metrics_warning:
         print(f"govhub: warning: {cluster.metrics_warning}", file=sys.stderr)
     ports = [node.metrics_port for node in cluster.status().nodes if node.metrics_port]
@@ -159,6 +182,20 @@ def run_up(args: argparse.Namespace) -> int:
         f"{'s' if nodes > 1 else ''}, state {cluster.state_dir})"
     )
     return EXIT_OK
+
+
+def format_client_settings(settings: dict[str, str], paths: SecurityPaths) -> str:
+    """The admin principal's client settings, as the hub's ``[kafka.client_config]``."""
+    lines = [
+        f"secure mode: admin credentials in {paths.credentials} (mode 0600)",
+        f"client settings (librdkafka; also in {paths.client_properties}):",
+        "  [kafka.client_config]",
+    ]
+    lines += [f'  "{key}" = "{value}"' for key, value in settings.items()]
+    if "ssl.ca.location" in settings:
+        lines.append(f"CA certificate for clients: {settings['ssl.ca.location']}")
+    lines.append("create the hub's principals and ACLs with: govhub kafka acls --apply")
+    return "\n".join(lines)
 
 
 def run_status(args: argparse.Namespace) -> int:

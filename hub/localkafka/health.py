@@ -17,22 +17,29 @@ from hub.localkafka.process import is_node_process
 POLL_INTERVAL_S = 0.2
 
 
-def admin_client(bootstrap_servers: str) -> AdminClient:
-    """An AdminClient that fails fast and stays quiet while brokers are still starting."""
+def admin_client(
+    bootstrap_servers: str, client_config: Mapping[str, str] | None = None
+) -> AdminClient:
+    """An AdminClient that fails fast and stays quiet while brokers are still starting;
+    ``client_config``: the admin principal's settings of a secure cluster."""
     return AdminClient(
         {
             "bootstrap.servers": bootstrap_servers,
             "socket.connection.setup.timeout.ms": 2000,
             "reconnect.backoff.max.ms": 500,
             "log_level": 0,
+            **(client_config or {}),
         }
     )
 
 
-def probe(layout: ClusterLayout, timeout: float) -> tuple[bool, str]:
+def probe(
+    layout: ClusterLayout, timeout: float, client_config: Mapping[str, str] | None = None
+) -> tuple[bool, str]:
     """Ask for metadata: healthy when every node is a registered broker. (ok, why not)."""
     try:
-        metadata = admin_client(layout.bootstrap_servers).list_topics(timeout=timeout)
+        admin = admin_client(layout.bootstrap_servers, client_config)
+        metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         return False, f"metadata request failed: {exc.args[0] if exc.args else exc}"
     if len(metadata.brokers) < layout.nodes:
@@ -40,7 +47,12 @@ def probe(layout: ClusterLayout, timeout: float) -> tuple[bool, str]:
     return True, ""
 
 
-def wait_ready(layout: ClusterLayout, started: Mapping[int, NodeFiles], timeout: float) -> None:
+def wait_ready(
+    layout: ClusterLayout,
+    started: Mapping[int, NodeFiles],
+    timeout: float,
+    client_config: Mapping[str, str] | None = None,
+) -> None:
     """Wait until the cluster serves metadata; fail at once if a started node exits.
 
     ``started`` maps the PID of each node started by this call to its files.
@@ -55,7 +67,7 @@ def wait_ready(layout: ClusterLayout, started: Mapping[int, NodeFiles], timeout:
                 )
         remaining = deadline - time.monotonic()
         if all(port_answers(layout.broker_port(i)) for i in layout.node_ids):
-            ready, _ = probe(layout, max(0.5, min(2.0, remaining)))
+            ready, _ = probe(layout, max(0.5, min(2.0, remaining)), client_config)
             if ready:
                 return
         if time.monotonic() >= deadline:

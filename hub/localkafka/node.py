@@ -79,14 +79,24 @@ def write_config(
     files.log4j.write_text(render_log4j2(files.server_log), encoding="utf-8")
 
 
-def format_storage(nodes: Sequence[NodeFiles], java: str, libs: Path, cluster_id: str) -> None:
-    """Format the KRaft storage of new nodes, in parallel (each one is a JVM start)."""
+def format_storage(
+    nodes: Sequence[NodeFiles],
+    java: str,
+    libs: Path,
+    cluster_id: str,
+    extra_args: Sequence[str] = (),
+) -> None:
+    """Format the KRaft storage of new nodes, in parallel (each one is a JVM start).
+
+    ``extra_args``: more StorageTool arguments, e.g. ``--add-scram`` in secure mode.
+    """
     jobs = []
     for files in nodes:
         command = [
             java, "-Xmx256m", f"-Dlog4j2.configurationFile={files.log4j}",
             "-cp", classpath(libs), "kafka.tools.StorageTool", "format",
             "-t", cluster_id, "-c", str(files.properties), "--ignore-formatted",
+            *extra_args,
         ]  # fmt: skip
         with files.format_log.open("w", encoding="utf-8") as log:
             process = subprocess.Popen(

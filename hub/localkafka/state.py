@@ -24,6 +24,7 @@ class ClusterRecord:
     base_port: int
     kafka_version: str
     metrics_port: int | None = None  # JMX exporter of node 0 (node i: + i); None: off
+    security: str = "plaintext"  # "plaintext", "sasl" or "sasl_ssl" (hub.localkafka.security)
 
     @property
     def layout(self) -> ClusterLayout:
@@ -40,6 +41,7 @@ def load_record(state_dir: Path) -> ClusterRecord | None:
             base_port=int(data["base_port"]),
             kafka_version=str(data["kafka_version"]),
             metrics_port=int(data["metrics_port"]) if data.get("metrics_port") else None,
+            security=str(data.get("security", "plaintext")),
         )
     except FileNotFoundError:
         return None

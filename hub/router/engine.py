@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hub.audit.digest import FrameLineage, hasher
 from hub.crypto.frames import HeaderTemplate
 from hub.crypto.suites import PayloadSuite
 from hub.delivery import RECORD_COUNT_HEADER, delivery_partition
@@ -59,6 +60,9 @@ class SchemaSource(Protocol):
     def register_schema(self, schema: str) -> int: ...
 
 
+_SHA256 = hasher("sha256")
+_SM3 = hasher("sm3")
+
 _PLAN_CACHE_SIZE = 200_000  # (topic, region, schema) plans kept between policy changes
 
 
@@ -102,8 +106,15 @@ AUDIT_FIELDS = (
     "entries",
     "key_id",
     "tag",
+    "offsets",
+    "ids_alg",
+    "ids_digest",
+    "record_ids",
+    "view_schemas",
 )
-"""Columns of a delivery audit row (one per frame)."""
+"""Columns of a delivery audit row (one per frame): who received which source records
+(``record_ids``, their sorted-JSON digest under ``ids_alg`` — SM3 for the 国密 suite — and
+the source ``offsets`` as ``[first, last]`` runs) in which frame, under which view schemas."""
 
 
 @dataclass(slots=True)
@@ -199,6 +210,7 @@ class ExchangeEngine:
         self._resource_of_topic: dict[str, str] = {}
         self._codecs: dict[int, AvroCodec] = {}
         self._last_decoded: tuple[bytes | None, dict[str, Any]] = (None, {})
+        self._lineages: dict[tuple[bytes, bool], FrameLineage] = {}
 
     def invalidate(self) -> None:
         """Forget compiled plans and views (after a policy change)."""
@@ -228,6 +240,7 @@ class ExchangeEngine:
             self._dead_letter(msg, topic, _as_dead_letter(problem, detail), outcome)
         for slot, partition, block, count, first, last in blocks:
             self._seal(self._slots[slot], partition, block, count, first, last, outcome)
+        self._lineages.clear()
         return outcome
 
     def _resolve(self, topic: str, region_raw: bytes, schema_id: int) -> Plan | DeadLetter:
@@ -355,6 +368,13 @@ class ExchangeEngine:
             slot.template_key = record.key_id
             slot.key_hex = record.key_id.hex()
         data = sealer.seal_block(slot.template.encode(partition, first, last), block)
+        national = record.suite == PayloadSuite.SM4_GCM
+        # Recipients with the same view and territory get identical entry blocks: their
+        # audit lineage is read once per batch.
+        lineage = self._lineages.get((block, national))
+        if lineage is None:
+            lineage = FrameLineage(block, digest=_SM3 if national else _SHA256)
+            self._lineages[(block, national)] = lineage
         outcome.frames.append(
             OutRecord(
                 self._topics.delivery,
@@ -375,6 +395,11 @@ class ExchangeEngine:
                 count,
                 slot.key_hex,
                 data[-16:].hex(),
+                lineage.offsets,
+                "sm3" if national else "sha256",
+                lineage.digest,
+                lineage.record_ids,
+                lineage.view_schemas,
             ]
         )
         stats = outcome.stats[slot.resource]

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from hub.catalogue.model import Classification, Resource, ShareAttribute
+from hub.catalogue.model import Classification, Resource, ShareAttribute, ShareMethod
 from hub.parties.model import Party, PartyStatus
 from hub.policy.masking import Mask, MaskKind, PseudonymKeys, mask_kind
 from hub.policy.views import View
@@ -108,6 +108,33 @@ def _pseudonym_view(
     return View(view.fields, masking, view.filters)
 
 
+def subscription_view(
+    resource: Resource,
+    sub: Subscription,
+    parties: Mapping[str, Party],
+    at_ms: int,
+    pseudonyms: PseudonymKeys | None = None,
+) -> View | None:
+    """The view (row filter, projection, masking) ``sub`` grants on ``resource`` at
+    ``at_ms``, or ``None`` when it grants nothing: not active, party unknown or not active,
+    jurisdiction outside the party's own region, or the resource not shared.
+
+    The router (per route) and the data service (per call) both shape records with this
+    one function, so a call never sees more than the same subscription's stream would.
+    """
+    if resource.share is ShareAttribute.NOT_SHARED or sub.resource != resource.code:
+        return None
+    if not sub.is_active(at_ms):
+        return None
+    party = parties.get(sub.subscriber)
+    if party is None or party.status is not PartyStatus.ACTIVE:
+        return None
+    if not is_within(sub.jurisdiction, party.region_code):
+        return None
+    masking = effective_masking(resource, sub, party)
+    return _pseudonym_view(View.of(sub.fields, masking, sub.filters), party.id, pseudonyms, sub.id)
+
+
 def compile_routing_table(
     resource: Resource,
     subscriptions: Iterable[Subscription],
@@ -127,24 +154,18 @@ def compile_routing_table(
     changes: list[int] = []
     if resource.share is not ShareAttribute.NOT_SHARED:
         for sub in subscriptions:
-            if sub.resource != resource.code:
-                continue
+            if sub.resource != resource.code or sub.delivery is ShareMethod.SERVICE:
+                continue  # a data-service grant is answered per call, never streamed
             change = sub.next_change_ms(at_ms)
             if change is not None:
                 changes.append(change)
-            if not sub.is_active(at_ms):
+            candidate = subscription_view(resource, sub, parties, at_ms, pseudonyms)
+            if candidate is None:
                 continue
-            party = parties.get(sub.subscriber)
-            if party is None or party.status is not PartyStatus.ACTIVE:
-                continue
-            if not is_within(sub.jurisdiction, party.region_code):
-                continue
-            masking = effective_masking(resource, sub, party)
-            candidate = _pseudonym_view(
-                View.of(sub.fields, masking, sub.filters), party.id, pseudonyms, sub.id
-            )
             view = views.setdefault(candidate, candidate)
-            route = Route(sub.id, party.id, view, sub.suite, view.is_identity, sub.rate_limit_per_s)
+            route = Route(
+                sub.id, sub.subscriber, view, sub.suite, view.is_identity, sub.rate_limit_per_s
+            )
             index.add(Jurisdiction.of(sub.jurisdiction), route)
             routes.append(route)
     return RoutingTable(resource, index, tuple(routes), min(changes) if changes else None)

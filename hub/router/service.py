@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from hub import kafka, metrics
+from hub.audit.events import new_event_id
 from hub.catalogue.model import Resource
 from hub.config import HubConfig
 from hub.crypto.errors import CryptoError
@@ -355,23 +356,10 @@ class RouterService:
         rows = outcome.audit
         if not rows:
             return []
-        router = self._config.router.transactional_id.encode()
-        at = int(time.time() * 1000)
-        out = []
-        for i in range(0, len(rows), _AUDIT_CHUNK):
-            value = orjson.dumps(
-                {
-                    "v": 1,
-                    "kind": "delivery",
-                    "router": self._config.router.transactional_id,
-                    "at_ms": at,
-                    "fields": AUDIT_FIELDS,
-                    "frames": rows[i : i + _AUDIT_CHUNK],
-                }
-            )
-            out.append(OutRecord(self._topics.audit, router, value, []))
-        metrics.ROUTER_AUDIT_RECORDS.inc(len(out))
-        return out
+        router_id = self._config.router.transactional_id
+        values = audit_values(router_id, int(time.time() * 1000), rows)
+        metrics.ROUTER_AUDIT_RECORDS.inc(len(values))
+        return [OutRecord(self._topics.audit, router_id.encode(), v, []) for v in values]
 
     def _record_lag(self, consumer: Any) -> None:
         """Lag by source topic from the client's cached watermarks (no broker call)."""
@@ -474,7 +462,44 @@ class RouterService:
 
 
 _CONSUME_WAIT_S = 0.01
-_AUDIT_CHUNK = 2000  # frames per audit record (well under the broker's message limit)
+_AUDIT_CHUNK = 2000  # frames per audit record at most
+_AUDIT_CHUNK_BYTES = 512 * 1024  # and bytes (the broker's default message limit is 1 MiB)
+
+
+def audit_values(
+    router_id: str, at_ms: int, rows: Sequence[Sequence[Any]], limit: int = _AUDIT_CHUNK_BYTES
+) -> list[bytes]:
+    """Delivery audit records (JSON) for ``rows`` (one per frame, columns
+    :data:`AUDIT_FIELDS`): as few as fit, each under ``limit`` bytes and
+    :data:`_AUDIT_CHUNK` frames whatever the frames hold (a row lists its frame's record
+    ids) — unless one row alone is larger, which then goes alone."""
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+
+    def close() -> None:
+        head = orjson.dumps(
+            {
+                "v": 2,
+                "kind": "delivery",
+                "id": new_event_id(),
+                "router": router_id,
+                "at_ms": at_ms,
+                "fields": AUDIT_FIELDS,
+            }
+        )
+        out.append(b"".join((head[:-1], b',"frames":[', b",".join(chunk), b"]}")))
+
+    for row in rows:
+        raw = orjson.dumps(row)
+        if chunk and (size + len(raw) > limit or len(chunk) >= _AUDIT_CHUNK):
+            close()
+            chunk, size = [], 0
+        chunk.append(raw)
+        size += len(raw) + 1
+    if chunk:
+        close()
+    return out
 
 
 def _stage(stage: str, seconds: float) -> None:

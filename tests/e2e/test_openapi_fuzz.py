@@ -38,8 +38,11 @@ class FuzzTarget:
     department_token: str
     party_id: str
     subscription_ids: tuple[str, ...]
+    auditor_token: str = ""
 
     def token_for(self, path: str) -> str:
+        if path.startswith("/v1/audit"):
+            return self.auditor_token
         return self.department_token if path.startswith("/v1/subscriptions") else self.admin_token
 
     def anchor(self, case: Any, choice: int) -> Any:
@@ -99,7 +102,20 @@ def fuzz_target(
         ]
         ids = tuple(mzj.call("POST", "/v1/subscriptions", body)["id"] for body in requests)
         mzj.call("POST", f"/v1/subscriptions/{ids[0]}/approve", {})
-        yield FuzzTarget(runtime.api_url, admin_token, department["token"], "victim", ids)
+        auditor = admin.call(
+            "POST",
+            "/v1/parties",
+            {
+                "id": "auditor",
+                "name": "审计员",
+                "kind": "department",
+                "region_code": "110105000000",
+                "roles": ["auditor"],
+            },
+        )
+        yield FuzzTarget(
+            runtime.api_url, admin_token, department["token"], "victim", ids, auditor["token"]
+        )
     finally:
         runtime.stop()
 
@@ -148,4 +164,23 @@ def test_no_server_errors(fuzz_target: FuzzTarget) -> None:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             failures += _fuzz(operation, mode, fuzz_target)
     assert operations >= 15
+    assert not failures, "\n".join(dict.fromkeys(failures))
+
+
+def test_audit_endpoints_no_server_errors(fuzz_target: FuzzTarget) -> None:
+    """The auditor's endpoints (their OpenAPI paths from ``hub.audit.api``), as an auditor."""
+    from hub.api.openapi import build_document
+    from hub.audit import api as audit_api
+
+    schema = schemathesis.openapi.from_dict(build_document(modules=[audit_api]))
+    failures: list[str] = []
+    operations = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not operation.path.startswith("/v1/audit"):
+            continue
+        operations += 1
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            failures += _fuzz(operation, mode, fuzz_target)
+    assert operations == 4
     assert not failures, "\n".join(dict.fromkeys(failures))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.localkafka import LocalKafka, LocalKafkaError, ensure_kafka_jars, jvm
+from hub.localkafka import LocalKafka, LocalKafkaError, ensure_kafka_jars, jvm, security
 from hub.localkafka.commands import format_status, register
 from hub.localkafka.config import (
     ClusterLayout,
@@ -505,3 +505,145 @@ def test_leftovers_of_dead_sessions_are_reaped(tmp_path: Path) -> None:
     kafka_fixtures.reap_leftovers(tmp_path)
     assert not (tmp_path / str(dead.pid)).exists()
     assert (tmp_path / str(os.getpid())).exists()
+
+
+# -- secure mode ----------------------------------------------------------------------------
+
+
+def _creds(tls: bool = False) -> security.BrokerCredentials:
+    return security.BrokerCredentials("admin-secret", "controller-secret", tls)
+
+
+def test_secure_settings_authenticate_every_listener_and_authorize(tmp_path: Path) -> None:
+    layout = ClusterLayout(3, 19092)
+    paths = security.security_paths(tmp_path)
+    text = render_server_properties(
+        layout, 1, tmp_path, 512, security.secure_settings(layout, 1, _creds(), paths)
+    )
+    props = parse_properties(text)
+    assert props["listeners"] == "CLIENT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095"
+    assert props["advertised.listeners"] == "CLIENT://127.0.0.1:19094"
+    # no listener is left without authentication, the controller one included
+    assert props["listener.security.protocol.map"] == (
+        "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    )
+    assert props["inter.broker.listener.name"] == "CLIENT"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:govhub-admin;User:govhub-controller"
+    scram = props["listener.name.client.scram-sha-512.sasl.jaas.config"]
+    assert scram.startswith("org.apache.kafka.common.security.scram.ScramLoginModule required")
+    assert 'username="govhub-admin" password="admin-secret";' in scram
+    plain = props["listener.name.controller.plain.sasl.jaas.config"]
+    assert 'user_govhub-controller="controller-secret"' in plain
+    # the quorum voters and replication of a 3-node cluster are unchanged
+    assert props["controller.quorum.voters"] == layout.quorum_voters
+    assert props["min.insync.replicas"] == "2"
+    assert not any(key.startswith("listener.name.client.ssl") for key in props)
+
+
+def test_tls_settings_use_the_generated_pem_files(tmp_path: Path) -> None:
+    layout = ClusterLayout(1, 19092)
+    paths = security.security_paths(tmp_path)
+    props = security.secure_settings(layout, 0, _creds(tls=True), paths)
+    assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+    assert props["listener.name.client.ssl.keystore.type"] == "PEM"
+    assert props["listener.name.client.ssl.keystore.location"] == str(paths.broker_keystore)
+    assert props["listener.name.client.ssl.truststore.location"] == str(paths.ca_cert)
+    client = security.client_settings(_creds(tls=True), paths.ca_cert)
+    assert client == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "govhub-admin",
+        "sasl.password": "admin-secret",
+        "ssl.ca.location": str(paths.ca_cert),
+    }
+
+
+def test_scram_user_is_added_at_format_time() -> None:
+    assert security.scram_format_arguments(_creds()) == [
+        "--add-scram",
+        "SCRAM-SHA-512=[name=govhub-admin,password=admin-secret]",
+    ]
+
+
+def test_credentials_are_kept_owner_only(tmp_path: Path) -> None:
+    creds = security.BrokerCredentials.generate(tls=False)
+    assert len(creds.admin_password) >= 32 and creds.admin_password != creds.controller_password
+    security.save_credentials(tmp_path, creds)
+    paths = security.security_paths(tmp_path)
+    assert security.load_credentials(tmp_path) == creds
+    assert paths.root.stat().st_mode & 0o777 == 0o700
+    for path in (paths.credentials, paths.client_properties):
+        assert path.stat().st_mode & 0o777 == 0o600
+    client = parse_properties(paths.client_properties.read_text())
+    assert client["sasl.password"] == creds.admin_password
+    assert client["security.protocol"] == "SASL_PLAINTEXT"
+    assert security.load_credentials(tmp_path / "elsewhere") is None
+    paths.credentials.write_text("{not json")
+    with pytest.raises(LocalKafkaError, match="unreadable"):
+        security.load_credentials(tmp_path)
+
+
+def test_tls_material_is_a_ca_and_a_broker_certificate_for_loopback(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    paths = security.security_paths(tmp_path)
+    security.ensure_tls_material(paths)
+    ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    chain = x509.load_pem_x509_certificates(paths.broker_keystore.read_bytes())
+    broker = chain[0]
+    assert broker.issuer == ca.subject
+    public = ca.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    broker.verify_directly_issued_by(ca)
+    names = broker.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert b"PRIVATE KEY" in paths.broker_keystore.read_bytes()
+    for secret in (paths.ca_key, paths.broker_keystore):
+        assert secret.stat().st_mode & 0o777 == 0o600
+    before = paths.ca_cert.read_bytes()
+    security.ensure_tls_material(paths)  # made once: clients keep trusting the same CA
+    assert paths.ca_cert.read_bytes() == before
+
+
+def test_security_mode_cannot_change_under_formatted_storage(tmp_path: Path) -> None:
+    save_record(tmp_path, ClusterRecord("abc", 1, 19092, "4.3.1", None, "sasl"))
+    assert load_record(tmp_path) == ClusterRecord("abc", 1, 19092, "4.3.1", None, "sasl")
+    with pytest.raises(LocalKafkaError, match="holds a sasl cluster: start it with --secure"):
+        LocalKafka(tmp_path, base_port=19092).up()
+    with pytest.raises(LocalKafkaError, match="--secure --tls"):
+        save_record(tmp_path, ClusterRecord("abc", 1, 19092, "4.3.1", None, "sasl_ssl"))
+        LocalKafka(tmp_path, base_port=19092, secure=True).up()
+    # a secure record without its credentials cannot be reached: say so
+    save_record(tmp_path, ClusterRecord("abc", 1, 19092, "4.3.1", None, "sasl"))
+    with pytest.raises(LocalKafkaError, match=r"credentials\.json is missing"):
+        LocalKafka(tmp_path, base_port=19092, secure=True).up()
+
+
+def test_cli_secure_options_and_printed_client_settings(tmp_path: Path) -> None:
+    from hub.localkafka.commands import _cluster, format_client_settings
+
+    parser = argparse.ArgumentParser(prog="govhub")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["kafka", "up", "--secure", "--tls", "--state-dir", str(tmp_path)])
+    assert _cluster(args).security == "sasl_ssl"
+    # later commands follow the recorded mode without the flags
+    (tmp_path / "kafka").mkdir()
+    save_record(tmp_path / "kafka", ClusterRecord("abc", 1, 19092, "4.3.1", None, "sasl"))
+    args = parser.parse_args(["kafka", "status", "--state-dir", str(tmp_path)])
+    assert _cluster(args).security == "sasl"
+    paths = security.security_paths(tmp_path)
+    text = format_client_settings(security.client_settings(_creds(True), paths.ca_cert), paths)
+    assert '"security.protocol" = "SASL_SSL"' in text
+    assert '"sasl.password" = "admin-secret"' in text
+    assert f"CA certificate for clients: {paths.ca_cert}" in text
+    assert "govhub kafka acls --apply" in text
+    acls = parser.parse_args(["kafka", "acls", "--apply", "--json"])
+    assert acls.apply and acls.json

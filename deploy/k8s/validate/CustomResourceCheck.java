@@ -1,5 +1,5 @@
 // Checks the custom resources of rendered manifests against the API models their operators
-// read them with: Strimzi's (io.strimzi:api) for Kafka and KafkaNodePool, the Prometheus
+// read them with: Strimzi's (io.strimzi:api) for Kafka, KafkaNodePool and KafkaUser, the Prometheus
 // operator's (io.fabric8:openshift-model-monitoring) for ServiceMonitor, PodMonitor and
 // PrometheusRule. A resource passes when it binds to its model (types, enums, structure)
 // and no field lands in the model's "unknown property" map.
@@ -27,6 +27,7 @@ public class CustomResourceCheck {
     static final Map<String, String> MODELS = Map.of(
         "kafka.strimzi.io/v1beta2/Kafka", "io.strimzi.api.kafka.model.kafka.Kafka",
         "kafka.strimzi.io/v1beta2/KafkaNodePool", "io.strimzi.api.kafka.model.nodepool.KafkaNodePool",
+        "kafka.strimzi.io/v1beta2/KafkaUser", "io.strimzi.api.kafka.model.user.KafkaUser",
         "monitoring.coreos.com/v1/ServiceMonitor", "io.fabric8.openshift.api.model.monitoring.v1.ServiceMonitor",
         "monitoring.coreos.com/v1/PodMonitor", "io.fabric8.openshift.api.model.monitoring.v1.PodMonitor",
         "monitoring.coreos.com/v1/PrometheusRule", "io.fabric8.openshift.api.model.monitoring.v1.PrometheusRule");

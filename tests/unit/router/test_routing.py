@@ -1,4 +1,4 @@
-from hub.catalogue.model import ShareAttribute
+from hub.catalogue.model import ShareAttribute, ShareMethod
 from hub.catalogue.samples import load_sample
 from hub.parties.model import Party, PartyKind, PartyStatus
 from hub.policy.masking import MaskKind
@@ -96,3 +96,15 @@ def test_subscription_masking_adds_to_the_default() -> None:
     (route,) = table.routes
     assert route.view.fields == ("id_card", "region_code")
     assert dict(route.view.masking)["id_card"] is MaskKind.REDACT
+
+
+def test_a_data_service_grant_is_never_streamed() -> None:
+    table = compile_routing_table(
+        RESOURCE,
+        [
+            sub("api-only", "street", "110105001000", delivery=ShareMethod.SERVICE),
+            sub("stream", "rsj", "110105000000", delivery=ShareMethod.STREAM),
+        ],
+        PARTIES,
+    )
+    assert [r.subscription for r in table.routes] == ["stream"]

@@ -1,0 +1,60 @@
+"""Per-subscription rate limits and quotas; the call audit event; configuration."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from hub.config import ConfigError, load_config
+from hub.dataservice.audit import EVENT_KIND, call_event, keys_digest
+from hub.dataservice.limits import CallLimits
+
+
+def test_rate_limit_allows_a_second_of_calls_then_refuses() -> None:
+    limits = CallLimits(daily_quota=None)
+    answers = [limits.admit("s1", 5) for _ in range(8)]
+    assert answers[:5] == [None] * 5
+    assert answers[5:] == ["rate-limited"] * 3
+    assert limits.admit("s2", 5) is None  # another subscription has its own bucket
+    assert all(limits.admit("s3", None) is None for _ in range(1000))
+
+
+def test_batch_cost_and_quota() -> None:
+    limits = CallLimits(daily_quota=3)
+    assert limits.admit("s", 10, cost=100) is None  # larger than the rate: still one call
+    assert limits.admit("s", 10, cost=1) == "rate-limited"
+    assert limits.admit("q", None) is None
+    assert limits.admit("q", None) is None
+    assert limits.admit("q", None) is None
+    assert limits.admit("q", None) == "quota"
+
+
+def test_audit_event_names_keys_only_by_digest() -> None:
+    event = call_event(
+        node="n1",
+        caller="rsj",
+        subscription="ds-rsj",
+        resource="dibao",
+        call="batch",
+        keys=["110105198008018862", "110105194001011234"],
+        results=1,
+        outcome="ok",
+        policy_version="ds-rsj@3",
+        purpose="低保资格核验",
+    )
+    assert event["kind"] == EVENT_KIND and event["key_count"] == 2
+    assert event["keys_sha256"] == keys_digest(["110105194001011234", "110105198008018862"])
+    assert "110105198008018862" not in orjson.dumps(event).decode()
+    assert event["policy_version"] == "ds-rsj@3" and event["results"] == 1
+
+
+def test_config_names_the_bad_field() -> None:
+    base = {"kafka.bootstrap_servers": "127.0.0.1:9092", "state_dir": "/tmp/x"}
+    config = load_config(
+        env={}, overrides={**base, "data_service.indexes": {"dibao": ["category"]}}
+    )
+    assert config.data_service.indexes == {"dibao": ("category",)}
+    with pytest.raises(ConfigError, match=r"data_service\.indexes"):
+        load_config(env={}, overrides={**base, "data_service.indexes": {"dibao": ["no such"]}})
+    with pytest.raises(ConfigError, match=r"data_service\.max_batch_keys"):
+        load_config(env={}, overrides={**base, "data_service.max_batch_keys": 0})
