@@ -13,6 +13,8 @@
     sink = "postgres-sink"                    # a registered sink type (govhub connector list)
     name = "jianwai-dibao-pg"                 # the sink's identity (its cursor row)
     # bootstrap_servers = "kafka:9092"        # instead of gateway_urls: read Kafka directly
+    # kafka_client_config = {"security.protocol" = "SASL_SSL", "sasl.mechanism" =
+    #   "SCRAM-SHA-512", "sasl.username" = "...", "sasl.password" = "${KAFKA_PASSWORD}"}
 
     [sink]                                    # the sink type's own settings
     dsn = "postgresql://govhub:${PG_PASSWORD}@127.0.0.1:5432/jianwai"
@@ -68,6 +70,11 @@ class SubscriberSection(BaseModel):
     sink: str = Field(description="sink type, e.g. postgres-sink, jsonl-sink")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="the sink's identity")
     bootstrap_servers: str | None = None
+    kafka_client_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="librdkafka settings for reading Kafka directly (security.protocol, "
+        "sasl.*, ssl.ca.location); ${VAR} keeps secrets out of the file",
+    )
     topic_prefix: str = ""
     poll_wait_s: float = Field(default=20.0, gt=0, le=300)
     reconnect_max_s: float = Field(default=10.0, gt=0, le=600)
@@ -78,6 +85,8 @@ class SubscriberSection(BaseModel):
             raise ValueError(
                 "set gateway_urls (over HTTP) or bootstrap_servers (Kafka directly), not both"
             )
+        if self.kafka_client_config and not self.bootstrap_servers:
+            raise ValueError("kafka_client_config is for bootstrap_servers (Kafka directly)")
         for url in self.gateway_urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"gateway_urls: {url!r} is not an http(s) URL")
@@ -148,6 +157,7 @@ def run_subscriber(file: SubscribeFile, sink: Sink, stop: threading.Event) -> No
                 private_key=private_key,
                 kem=kem,
                 topic_prefix=section.topic_prefix,
+                client_config=section.kafka_client_config or None,
             ),
             sink,
         ).run(stop)
