@@ -400,7 +400,27 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 # -- sweeper ----------------------------------------------------------------------------------
 async def _sweeping(app: web.Application) -> AsyncIterator[None]:
-    sweeper = Sweeper(app[STATE_KEY])
+    from hub.audit.api import WRITER_KEY
+    from hub.audit.events import control_event
+
+    def audited(sub: Subscription) -> None:
+        writer = app.get(WRITER_KEY)
+        if writer is None:
+            return
+        writer.write(
+            control_event(
+                "hub",
+                f"subscription.{sub.status.value}",
+                target=sub.id,
+                resource=sub.resource,
+                subscription=sub.id,
+                recipient=sub.subscriber,
+                detail={"by": "clock", "version": sub.version},
+                at_ms=sub.history[-1].at_ms if sub.history else None,
+            )
+        )
+
+    sweeper = Sweeper(app[STATE_KEY], on_change=audited)
     stop = asyncio.Event()
 
     async def loop() -> None:

@@ -19,11 +19,12 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from hub import kafka, metrics
-from hub.audit.events import new_event_id
+from hub.audit.events import control_event, new_event_id
 from hub.catalogue.model import Resource
 from hub.config import HubConfig
 from hub.crypto.errors import CryptoError
 from hub.crypto.frames import FrameSealer
+from hub.crypto.keys import DataKeyRecord
 from hub.crypto.kms import Kms
 from hub.crypto.suites import PayloadSuite
 from hub.parties.model import PartyKind
@@ -289,11 +290,8 @@ class RouterService:
             with self._watchdog.watch("begin_transaction", _TXN_CALL_S):
                 producer.begin_transaction()
             key_records = self._keybook.take_new_records()
-            for key_record in key_records:
-                _produce(
-                    producer,
-                    OutRecord(self._topics.keys, key_record.kafka_key(), key_record.to_json(), []),
-                )
+            for out in self._key_outputs(key_records):
+                _produce(producer, out)
             for out in outcome.frames:
                 _produce(producer, out)
             for out in outcome.dead_letters:
@@ -349,6 +347,31 @@ class RouterService:
             log.exception("abort_transaction failed")
         self._rewind(consumer)
 
+    def _key_outputs(self, key_records: Sequence[DataKeyRecord]) -> list[OutRecord]:
+        """New wrapped data keys for ``_govhub.keys`` and, in the same transaction, a
+        control event per key in ``_govhub.audit`` (``key.create``: recipient, key id,
+        suite, validity — never key material)."""
+        router_id = self._config.router.transactional_id
+        out = []
+        for record in key_records:
+            out.append(OutRecord(self._topics.keys, record.kafka_key(), record.to_json(), []))
+            event = control_event(
+                router_id,
+                "key.create",
+                target=record.kafka_key().decode(),
+                recipient=record.recipient,
+                detail={
+                    "key_id": record.key_id.hex(),
+                    "suite": record.suite.name,
+                    "kek_id": record.kek_id,
+                    "created_at_ms": record.created_at_ms,
+                    "not_after_ms": record.not_after_ms,
+                },
+                at_ms=record.created_at_ms,
+            )
+            out.append(OutRecord(self._topics.audit, router_id.encode(), orjson.dumps(event), []))
+        return out
+
     def _audit_records(self, outcome: Outcome) -> list[OutRecord]:
         """The delivery audit of one transaction, in chunks: per frame the recipient,
         subscription, resource, source partition and offsets, entry count, key id and the
@@ -394,8 +417,7 @@ class RouterService:
                 failures.append(err)
 
         key_records = self._keybook.take_new_records()
-        for key_record in key_records:
-            out = OutRecord(self._topics.keys, key_record.kafka_key(), key_record.to_json(), [])
+        for out in self._key_outputs(key_records):
             _produce(producer, out, on_delivery)
         for out in (*outcome.frames, *outcome.dead_letters, *self._audit_records(outcome)):
             _produce(producer, out, on_delivery)

@@ -26,9 +26,15 @@ _STAGES = {SubscriptionStatus.REQUESTED: "check", SubscriptionStatus.CHECKED: "a
 
 
 class Sweeper:
-    def __init__(self, state: ControlState, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        state: ControlState,
+        clock: Callable[[], int] = now_ms,
+        on_change: Callable[[Subscription], None] | None = None,
+    ) -> None:
         self._state = state
         self._clock = clock
+        self._on_change = on_change  # told of every change written (the audit trail)
         self._generation = -1
         self._next_ms: int | None = None
 
@@ -51,6 +57,8 @@ class Sweeper:
                 self._state.put_subscription(settled)
                 written += 1
                 log.info("subscription %s is %s", sub_id, settled.status.value)
+                if self._on_change is not None:
+                    self._on_change(settled)
         self._generation = generation
         self._next_ms = _next_event(subscriptions, at_ms)
         _update_gauges(subscriptions, at_ms)

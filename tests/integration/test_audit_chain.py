@@ -298,7 +298,9 @@ def test_auditor_api_events_lineage_csv_and_verify(audit: AuditWorld) -> None:
     assert page["total"] >= 1 and len(page["events"]) <= 2
     assert page["complete"] and page["caught_up"]
     assert all(e["recipient"] == "rsj" for e in page["events"])
-    one = auditor.call("GET", "/v1/audit/events?recipient=rsj&record_ids=true&limit=1")
+    one = auditor.call(
+        "GET", "/v1/audit/events?recipient=rsj&kind=delivery&record_ids=true&limit=1"
+    )
     record_id = one["events"][0]["record_ids"][0]
     lineage = auditor.call("GET", f"/v1/audit/lineage/{record_id}")
     recipients = {d["recipient"] for d in lineage["deliveries"]}
@@ -334,7 +336,9 @@ def test_audit_cli_events_and_lineage(
     assert govhub(["audit", "events", "--kind", "control", "--json", *api]) == 0
     answer = orjson.loads(capsys.readouterr().out)
     assert {e["action"] for e in answer["events"]} >= {"party.suspend", "sign-in.failed"}
-    page = audit.auditor.call("GET", "/v1/audit/events?recipient=jianwai&record_ids=true&limit=1")
+    page = audit.auditor.call(
+        "GET", "/v1/audit/events?recipient=jianwai&kind=delivery&record_ids=true&limit=1"
+    )
     record_id = page["events"][0]["record_ids"][0]
     assert govhub(["audit", "lineage", record_id, *api]) == 0
     out = capsys.readouterr().out

@@ -73,11 +73,17 @@ def test_every_frame_is_on_the_delivery_audit(world: HubWorld) -> None:
     frames = read_all(world, topics.delivery, 1)
     audits = read_all(world, topics.audit, 1)
     rows = []
+    created: set[str] = set()
     for msg in audits:
         body = orjson.loads(msg.value())
+        if body["kind"] == "control":  # the router's key creations, with their keys
+            assert body["action"] == "key.create" and body["actor"].endswith("router")
+            created.add(body["detail"]["key_id"])
+            continue
         assert body["kind"] == "delivery" and body["fields"] == list(AUDIT_FIELDS)
         rows += [dict(zip(AUDIT_FIELDS, row, strict=True)) for row in body["frames"]]
     assert len(rows) == len(frames)
+    assert created == {row["key_id"] for row in rows}  # every key used was audited
     by_tag = {row["tag"]: row for row in rows}
     for msg in frames:
         data = msg.value()

@@ -48,7 +48,8 @@ def test_sweeper_writes_expiry_and_counts_overdue_requests() -> None:
     )
     state = FakeState([expiring, pending])
     clock = [T0 + 1000]
-    sweeper = Sweeper(state, lambda: clock[0])  # type: ignore[arg-type]
+    told: list[Subscription] = []
+    sweeper = Sweeper(state, lambda: clock[0], told.append)  # type: ignore[arg-type]
     assert sweeper.tick() == 0
     assert gauge(sub_metrics.SUBSCRIPTIONS_BY_STATE, "active") == 1
     assert gauge(sub_metrics.SUBSCRIPTIONS_BY_STATE, "checked") == 1
@@ -59,6 +60,7 @@ def test_sweeper_writes_expiry_and_counts_overdue_requests() -> None:
     assert sweeper.tick() == 1
     assert state.rows["sub-exp"].status is SubscriptionStatus.EXPIRED
     assert state.rows["sub-exp"].history[-1].at_ms == T0 + DAY
+    assert told == [state.rows["sub-exp"]]  # the change goes to the audit trail too
     clock[0] = pending.answer_due_ms + 1  # type: ignore[operator]
     sweeper.tick()
     assert gauge(sub_metrics.SUBSCRIPTIONS_OVERDUE, "answer") == 1
