@@ -11,7 +11,6 @@ sign-in on any route is an event too; the token is never kept, only the party it
 
 from __future__ import annotations
 
-import base64
 import datetime
 import logging
 import re
@@ -24,12 +23,12 @@ from aiohttp import web
 from hub.api.context import STATE_KEY, in_thread, json_response
 from hub.api.openapi import operation, path_param, query_param
 from hub.api.security import json_error, peek_principal, require
-from hub.audit.events import AuditWriter, control_event
+from hub.audit.events import AuditWriter, claimed_party, control_event
 from hub.audit.query import AuditIndex, Query, csv_text
 from hub.audit.signing import SigningKeyMissing, published_public_key
 from hub.audit.store import read_log
 from hub.audit.verify import verify_log
-from hub.parties.model import Role, token_party
+from hub.parties.model import Role
 from hub.policy.masking import MaskKind
 
 log = logging.getLogger(__name__)
@@ -119,7 +118,7 @@ def _audit(request: web.Request, status: int, created: dict[str, Any] | None = N
     if (request.method, canonical) in _READS and status < 300:
         return
     if status == 401:
-        claimed = _claimed_party(request.headers.get("Authorization"))
+        claimed = claimed_party(request.headers.get("Authorization"))
         event = control_event(
             claimed or "anonymous",
             "sign-in.failed",
@@ -151,22 +150,6 @@ def _audit(request: web.Request, status: int, created: dict[str, Any] | None = N
         writer.write(event)
     except Exception:  # the change happened; a missing audit line must be loud, not fatal
         log.exception("audit event could not be written", extra={"action": event["action"]})
-
-
-def _claimed_party(authorization: str | None) -> str | None:
-    """The party a presented credential claims to be (never the secret itself)."""
-    if not authorization:
-        return None
-    scheme, _, credential = authorization.partition(" ")
-    credential = credential.strip()
-    if scheme.lower() == "basic":
-        try:
-            user = base64.b64decode(credential, validate=True).decode().partition(":")[0]
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return user[:128] or None
-    named = token_party(credential[:512])
-    return named[:128] if named else None
 
 
 # -- auditor endpoints -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ stored, which the notary (:mod:`hub.audit.notary`) chains.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import threading
@@ -25,11 +26,28 @@ from confluent_kafka import KafkaError
 
 from hub import kafka, metrics
 from hub.audit.digest import record_ids_digest
+from hub.parties.model import token_party
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
 
 EVENT_VERSION = 2
+
+
+def claimed_party(authorization: str | None) -> str | None:
+    """The party a presented credential claims to be (never the secret itself)."""
+    if not authorization:
+        return None
+    scheme, _, credential = authorization.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "basic":
+        try:
+            user = base64.b64decode(credential, validate=True).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return user[:128] or None
+    named = token_party(credential[:512])
+    return named[:128] if named else None
 
 
 def new_event_id() -> str:

@@ -34,6 +34,7 @@ from aiohttp import WSMsgType, web
 
 from hub import metrics
 from hub.api.auth import AuthError
+from hub.audit.events import claimed_party, control_event
 from hub.gateway.service import GatewayError, GatewayService
 from hub.gateway.session import DeliveryFrame, Session
 from hub.gateway.tickets import TICKET_PREFIX, TicketError, token_fingerprint
@@ -99,7 +100,28 @@ class StreamEndpoints:
 
     # -- authentication ------------------------------------------------------------------
     async def authenticate(self, request: web.Request) -> tuple[Party, str | None]:
-        """The calling party and the token fingerprint its stream is bound to."""
+        """The calling party and the token fingerprint its stream is bound to; a refused
+        credential is audited (``sign-in.failed``, the claimed party, never the secret)."""
+        try:
+            return await self._authenticate(request)
+        except web.HTTPUnauthorized as exc:
+            claimed = claimed_party(request.headers.get("Authorization"))
+            self.svc.audit.write(
+                control_event(
+                    claimed or "anonymous",
+                    "sign-in.failed",
+                    target="gateway",
+                    outcome="failed",
+                    detail={
+                        "remote": request.remote or "",
+                        "reason": exc.headers.get(REASON_HEADER, ""),
+                        "path": request.path,
+                    },
+                )
+            )
+            raise
+
+    async def _authenticate(self, request: web.Request) -> tuple[Party, str | None]:
         svc = self.svc
         authorization = request.headers.get("Authorization")
         loop = asyncio.get_running_loop()

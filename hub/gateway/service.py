@@ -28,6 +28,7 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from hub import kafka, metrics
 from hub.api.auth import TokenAuthenticator
+from hub.audit.events import AuditWriter
 from hub.config import HubConfig
 from hub.crypto.kms import Kms
 from hub.delivery import delivery_partition
@@ -72,6 +73,10 @@ class GatewayService:
         self.heap = HeapKeeper(self.gw.gc_collect_interval_s)
         self.tickets = TicketBook(state.keys, kms)
         self.authenticator = TokenAuthenticator(state)
+        # Failed sign-ins at the gateway go to the audit trail like the api's.
+        self.audit = AuditWriter(
+            config.kafka.bootstrap_servers, state.topics, config.kafka.client_config, "gateway"
+        )
         self.directory = GatewayDirectory(
             config.kafka.bootstrap_servers,
             config.kafka.topic_prefix,
@@ -202,6 +207,7 @@ class GatewayService:
             await self._runner.cleanup()
         if self._watermarks is not None:
             self._watermarks.close()
+        await loop.run_in_executor(None, self.audit.close)
         self.heap.uninstall()
 
     def readiness(self) -> list[str]:

@@ -6,7 +6,8 @@ Who may do what (design §9; ``docs/operations.md`` "Kafka security")::
                          read the catalogue, schemas and parties it admits records against
     govhub-router        read govhub.src.*; write the delivery, key, audit and dead-letter
                          topics; its transactional-id prefix and consumer group
-    govhub-gateway       read the delivery topic; its consumer groups; the gateway directory
+    govhub-gateway       read the delivery topic; its consumer groups; the gateway directory;
+                         write audit (failed sign-ins)
     govhub-api           read every control topic, write the control and audit topics,
                          create the hub's topics
     govhub-audit         read the audit topic, write the audit chain under its transactional id
@@ -179,6 +180,7 @@ def role_entries(names: HubKafkaNames, p: Principals) -> Iterator[AclEntry]:
     yield from _hub_role(p.gateway, t)
     yield from _topic(p.gateway, t.delivery, R)
     yield from _topic(p.gateway, t.keys, W)  # its resume-ticket key, made once
+    yield from _topic(p.gateway, t.audit, W)  # failed sign-ins at the gateway
     # The gateway directory is the gateways' own topic: they create it on first start.
     yield from _topic(p.gateway, f"{t.prefix}_govhub.gateways", R, W, C)
     yield _group(p.gateway, names.gateway_group, prefixed=True)

@@ -589,6 +589,7 @@ def test_bad_requests_get_clear_answers(world: GatewayWorld) -> None:
                 ("/v1/stream/poll?cursor=0:99999999", {"Authorization": f"Bearer {token}"}),
                 ("/v1/stream/ws", {"Authorization": "Bearer ght_forged.mac"}),
                 ("/v1/stream/poll?wait=abc", {"Authorization": f"Bearer {token}"}),
+                ("/v1/stream/sse", {"Authorization": "Bearer ghp_rsj.not-its-secret"}),
             ):
                 async with http.get(url + path, headers=headers) as response:
                     body = await response.json()
@@ -604,6 +605,34 @@ def test_bad_requests_get_clear_answers(world: GatewayWorld) -> None:
     assert answers[3][1] == ("bad-cursor" if partition == 0 else "wrong-partition")
     assert answers[4] == (401, "ticket")
     assert answers[5] == (400, "bad-request")
+    assert answers[6] == (401, "unauthenticated")
+    # Every refused credential is on the audit trail, with the party it claimed.
+    failed = _audit_events(world, lambda e: e.get("action") == "sign-in.failed", 4)
+    assert all(e["target"] == "gateway" and e["outcome"] == "failed" for e in failed)
+    assert sorted(e["detail"]["reason"] for e in failed) == ["ticket"] + ["unauthenticated"] * 3
+    assert [e["actor"] for e in failed].count("rsj") == 1
+    assert "not-its-secret" not in orjson.dumps(failed).decode()
+
+
+def _audit_events(
+    world: GatewayWorld, wanted: Callable[[dict[str, Any]], bool], count: int
+) -> list[dict[str, Any]]:
+    topic = world.runtime.state.topics.audit
+    consumer = kafka.consumer(world.config.kafka.bootstrap_servers, f"t-{uuid.uuid4()}", "t")
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.5):
+                if msg.error() is None:
+                    event = orjson.loads(msg.value())
+                    if wanted(event):
+                        found.append(event)
+    finally:
+        consumer.close()
+    assert len(found) == count, found
+    return found
 
 
 # -- TLS and client certificates -----------------------------------------------------------
