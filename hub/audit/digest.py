@@ -22,6 +22,13 @@ _ENTRY = struct.Struct(">i4xq8xHHI")
 view schema id, source offset, topic length, record-id length, payload length."""
 _ENTRY_HEADER = 32
 
+_Lineage = Callable[[bytes], tuple[list[str], list[list[int]], list[int]]]
+_native_lineage: _Lineage | None
+try:  # the router's native loop also walks entry blocks (hub/router/_batch.c)
+    from hub.router._batch import lineage as _native_lineage
+except ImportError:  # pragma: no cover - built without the extension
+    _native_lineage = None
+
 
 def hasher(alg: str) -> Callable[[bytes], str]:
     """``bytes -> hex digest`` for ``alg``; ValueError names the choices otherwise."""
@@ -60,34 +67,51 @@ class FrameLineage:
     __slots__ = ("digest", "offsets", "record_ids", "view_schemas")
 
     def __init__(
-        self, block: bytes, alg: str = "sha256", digest: Callable[[bytes], str] | None = None
+        self,
+        block: bytes,
+        alg: str = "sha256",
+        digest: Callable[[bytes], str] | None = None,
+        native: bool = True,
     ) -> None:
-        unpack = _ENTRY.unpack_from
-        count = int.from_bytes(block[:4], "big")
-        pos = 4
-        raw: list[bytes] = []
-        offsets: list[int] = []
-        schemas: set[int] = set()
-        for _ in range(count):
-            schema, offset, topic_len, rid_len, data_len = unpack(block, pos)
-            start = pos + _ENTRY_HEADER + topic_len
-            raw.append(block[start : start + rid_len])
-            offsets.append(offset)
-            schemas.add(schema)
-            pos = start + rid_len + data_len
-        ids = [r.decode() for r in raw]
+        if native and _native_lineage is not None:
+            ids, self.offsets, self.view_schemas = _native_lineage(block)
+        else:
+            ids, self.offsets, self.view_schemas = _lineage_python(block)
         self.record_ids = ids
-        self.offsets = runs(offsets)
-        self.view_schemas = sorted(schemas)
         self.digest = (digest or hasher(alg))(orjson.dumps(sorted(ids)))
+
+
+def _lineage_python(block: bytes) -> tuple[list[str], list[list[int]], list[int]]:
+    """Record ids, offset runs and view schema ids of an entries block (the reference of
+    the native ``hub.router._batch.lineage``)."""
+    unpack = _ENTRY.unpack_from
+    if len(block) < 4:
+        raise ValueError("entries block shorter than its entry count")
+    count = int.from_bytes(block[:4], "big")
+    if count * _ENTRY_HEADER > len(block) - 4:
+        raise ValueError(f"entries block of {len(block)} bytes cannot hold {count} entries")
+    pos = 4
+    ids: list[str] = []
+    offsets: list[int] = []
+    schemas: set[int] = set()
+    for i in range(count):
+        if pos + _ENTRY_HEADER > len(block):
+            raise ValueError(f"entry {i} is truncated")
+        schema, offset, topic_len, rid_len, data_len = unpack(block, pos)
+        start = pos + _ENTRY_HEADER + topic_len
+        if start + rid_len + data_len > len(block):
+            raise ValueError(f"entry {i} runs past the end of the block")
+        ids.append(block[start : start + rid_len].decode())
+        offsets.append(offset)
+        schemas.add(schema)
+        pos = start + rid_len + data_len
+    return ids, runs(offsets), sorted(schemas)
 
 
 def runs(offsets: list[int]) -> list[list[int]]:
     """Ascending offsets as ``[first, last]`` runs: ``[1, 2, 3, 7] -> [[1, 3], [7, 7]]``."""
     if not offsets:
         return []
-    if offsets[-1] - offsets[0] == len(offsets) - 1:
-        return [[offsets[0], offsets[-1]]]
     out: list[list[int]] = []
     first = last = offsets[0]
     for offset in offsets[1:]:

@@ -573,9 +573,105 @@ fail:
     return result;
 }
 
+/* ---- lineage(block): what the delivery audit keeps of one entries block ------------- */
+static uint32_t get_be32(const unsigned char *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static uint64_t get_be64(const unsigned char *p) {
+    return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
+}
+
+static int append_run(PyObject *runs, int64_t first, int64_t last) {
+    PyObject *run = Py_BuildValue("[LL]", (long long)first, (long long)last);
+    if (!run) return -1;
+    int rc = PyList_Append(runs, run);
+    Py_DECREF(run);
+    return rc;
+}
+
+/*
+ * lineage(block) -> (record ids, offset runs, view schema ids)
+ *
+ *   record ids     [str] in entry order (govhub-record-id of each entry)
+ *   offset runs    [[first, last], ...] of the entries' source offsets, consecutive merged
+ *   view schemas   sorted distinct view schema ids of the entries
+ *
+ * The pure-Python equivalent is hub.audit.digest.FrameLineage's reference path.
+ */
+static PyObject *lineage(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    PyObject *ids = NULL, *runs = NULL, *schemas = NULL, *sorted = NULL, *result = NULL;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *p = view.buf;
+    Py_ssize_t n = view.len, pos = 4;
+    if (n < 4) {
+        PyErr_SetString(PyExc_ValueError, "entries block shorter than its entry count");
+        goto done;
+    }
+    uint32_t count = get_be32(p);
+    if ((uint64_t)count * ENTRY_FIXED > (uint64_t)(n - 4)) {
+        PyErr_Format(PyExc_ValueError, "entries block of %zd bytes cannot hold %u entries", n,
+                     count);
+        goto done;
+    }
+    ids = PyList_New(count);
+    runs = PyList_New(0);
+    schemas = PySet_New(NULL);
+    if (!ids || !runs || !schemas) goto done;
+    int64_t first = 0, last = 0;
+    int open_run = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (pos + ENTRY_FIXED > n) {
+            PyErr_Format(PyExc_ValueError, "entry %u is truncated", i);
+            goto done;
+        }
+        const unsigned char *e = p + pos;
+        int32_t schema = (int32_t)get_be32(e);
+        int64_t offset = (int64_t)get_be64(e + 8);
+        Py_ssize_t topic_len = ((Py_ssize_t)e[24] << 8) | e[25];
+        Py_ssize_t rid_len = ((Py_ssize_t)e[26] << 8) | e[27];
+        Py_ssize_t data_len = (Py_ssize_t)get_be32(e + 28);
+        Py_ssize_t start = pos + ENTRY_FIXED + topic_len;
+        if (start + rid_len + data_len > n) {
+            PyErr_Format(PyExc_ValueError, "entry %u runs past the end of the block", i);
+            goto done;
+        }
+        PyObject *rid = PyUnicode_DecodeUTF8((const char *)p + start, rid_len, "strict");
+        if (!rid) goto done;
+        PyList_SET_ITEM(ids, i, rid);
+        if (open_run && offset == last + 1) {
+            last = offset;
+        } else {
+            if (open_run && append_run(runs, first, last) < 0) goto done;
+            first = last = offset;
+            open_run = 1;
+        }
+        PyObject *sid = PyLong_FromLong(schema);
+        if (!sid) goto done;
+        int rc = PySet_Add(schemas, sid);
+        Py_DECREF(sid);
+        if (rc < 0) goto done;
+        pos = start + rid_len + data_len;
+    }
+    if (open_run && append_run(runs, first, last) < 0) goto done;
+    sorted = PySequence_List(schemas);
+    if (!sorted || PyList_Sort(sorted) < 0) goto done;
+    result = PyTuple_Pack(3, ids, runs, sorted);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(runs);
+    Py_XDECREF(schemas);
+    Py_XDECREF(sorted);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"route", route, METH_VARARGS,
      "route(messages, cache, resolve, max_entries, max_bytes) -> (blocks, dead, stats)"},
+    {"lineage", lineage, METH_O,
+     "lineage(block) -> (record ids, offset runs, view schema ids) of an entries block"},
     {NULL, NULL, 0, NULL},
 };
 

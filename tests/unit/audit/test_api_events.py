@@ -7,7 +7,8 @@ import base64
 import orjson
 from aiohttp import web
 
-from hub.audit.api import _claimed_party, _created, action_name
+from hub.audit.api import _created, action_name
+from hub.audit.events import claimed_party
 
 
 def test_action_names() -> None:
@@ -27,9 +28,9 @@ def test_created_object_is_read_from_the_answer() -> None:
 
 
 def test_claimed_party_never_keeps_the_secret() -> None:
-    assert _claimed_party("Bearer ghp_rsj.very-secret") == "rsj"
-    assert _claimed_party("Bearer opaque-token") is None
+    assert claimed_party("Bearer ghp_rsj.very-secret") == "rsj"
+    assert claimed_party("Bearer opaque-token") is None
     basic = base64.b64encode(b"jianwai:pw").decode()
-    assert _claimed_party(f"Basic {basic}") == "jianwai"
-    assert _claimed_party("Basic !!!") is None
-    assert _claimed_party(None) is None
+    assert claimed_party(f"Basic {basic}") == "jianwai"
+    assert claimed_party("Basic !!!") is None
+    assert claimed_party(None) is None

@@ -6,6 +6,8 @@ import hashlib
 import struct
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.audit.digest import FrameLineage, hasher, record_ids_digest, runs
 from hub.audit.query import Row
@@ -33,6 +35,49 @@ def test_frame_lineage_reads_every_entry() -> None:
     assert lineage.view_schemas == [5, 6]
     expected = hashlib.sha256(orjson.dumps(sorted(ids))).hexdigest()
     assert lineage.digest == expected == record_ids_digest(list(reversed(ids)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**31), 2**31 - 1),
+            st.integers(0, 40),
+            st.text(max_size=20).filter(lambda t: len(t.encode()) < 60000),
+        ),
+        max_size=30,
+    ),
+    st.data(),
+)
+def test_native_lineage_equals_the_python_reference(
+    entries: list[tuple[int, int, str]], data: st.DataObject
+) -> None:
+    # Ascending offsets as a block holds them, with gaps.
+    ascending, offset = [], 0
+    for schema, step, rid in entries:
+        offset += 1 + step % 3
+        ascending.append((schema, offset, rid))
+    raw = block(ascending)
+    native = FrameLineage(raw)
+    python = FrameLineage(raw, native=False)
+    assert (native.record_ids, native.offsets, native.view_schemas, native.digest) == (
+        python.record_ids,
+        python.offsets,
+        python.view_schemas,
+        python.digest,
+    )
+    # A damaged block is a ValueError (UnicodeDecodeError is one) either way, never a crash.
+    cut = data.draw(st.integers(0, max(0, len(raw) - 1)))
+    flip = data.draw(st.integers(0, max(0, len(raw) - 1)))
+    for damaged in (raw[:cut], raw[:flip] + bytes([raw[flip] ^ 0xFF]) + raw[flip + 1 :]):
+        outcomes = []
+        for use_native in (True, False):
+            try:
+                got = FrameLineage(damaged, native=use_native)
+                outcomes.append((got.record_ids, got.offsets, got.view_schemas))
+            except ValueError:
+                outcomes.append("ValueError")
+        assert outcomes[0] == outcomes[1]
 
 
 def test_sm3_digest_is_the_standard_one() -> None:
