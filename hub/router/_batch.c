@@ -21,6 +21,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ENTRY_FIXED 32 /* >iiqqHHI */
@@ -583,11 +584,25 @@ static uint64_t get_be64(const unsigned char *p) {
 }
 
 static int append_run(PyObject *runs, int64_t first, int64_t last) {
-    PyObject *run = Py_BuildValue("[LL]", (long long)first, (long long)last);
+    PyObject *run = PyList_New(2);
     if (!run) return -1;
+    PyObject *a = PyLong_FromLongLong(first), *b = PyLong_FromLongLong(last);
+    if (!a || !b) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_DECREF(run);
+        return -1;
+    }
+    PyList_SET_ITEM(run, 0, a);
+    PyList_SET_ITEM(run, 1, b);
     int rc = PyList_Append(runs, run);
     Py_DECREF(run);
     return rc;
+}
+
+static int cmp_int32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
 }
 
 /*
@@ -601,7 +616,9 @@ static int append_run(PyObject *runs, int64_t first, int64_t last) {
  */
 static PyObject *lineage(PyObject *self, PyObject *arg) {
     Py_buffer view;
-    PyObject *ids = NULL, *runs = NULL, *schemas = NULL, *sorted = NULL, *result = NULL;
+    PyObject *ids = NULL, *runs = NULL, *sorted = NULL, *result = NULL;
+    int32_t few[MAX_VIEWS], *schemas = few;
+    size_t nschemas = 0, cap = MAX_VIEWS;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     const unsigned char *p = view.buf;
     Py_ssize_t n = view.len, pos = 4;
@@ -617,8 +634,7 @@ static PyObject *lineage(PyObject *self, PyObject *arg) {
     }
     ids = PyList_New(count);
     runs = PyList_New(0);
-    schemas = PySet_New(NULL);
-    if (!ids || !runs || !schemas) goto done;
+    if (!ids || !runs) goto done;
     int64_t first = 0, last = 0;
     int open_run = 0;
     for (uint32_t i = 0; i < count; i++) {
@@ -647,22 +663,39 @@ static PyObject *lineage(PyObject *self, PyObject *arg) {
             first = last = offset;
             open_run = 1;
         }
-        PyObject *sid = PyLong_FromLong(schema);
-        if (!sid) goto done;
-        int rc = PySet_Add(schemas, sid);
-        Py_DECREF(sid);
-        if (rc < 0) goto done;
+        size_t k = 0;
+        while (k < nschemas && schemas[k] != schema) k++;
+        if (k == nschemas) {
+            if (nschemas == cap) {
+                int32_t *grown = PyMem_Malloc(2 * cap * sizeof(int32_t));
+                if (!grown) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                memcpy(grown, schemas, nschemas * sizeof(int32_t));
+                if (schemas != few) PyMem_Free(schemas);
+                schemas = grown;
+                cap *= 2;
+            }
+            schemas[nschemas++] = schema;
+        }
         pos = start + rid_len + data_len;
     }
     if (open_run && append_run(runs, first, last) < 0) goto done;
-    sorted = PySequence_List(schemas);
-    if (!sorted || PyList_Sort(sorted) < 0) goto done;
+    qsort(schemas, nschemas, sizeof(int32_t), cmp_int32);
+    sorted = PyList_New((Py_ssize_t)nschemas);
+    if (!sorted) goto done;
+    for (size_t k = 0; k < nschemas; k++) {
+        PyObject *sid = PyLong_FromLong(schemas[k]);
+        if (!sid) goto done;
+        PyList_SET_ITEM(sorted, (Py_ssize_t)k, sid);
+    }
     result = PyTuple_Pack(3, ids, runs, sorted);
 done:
     Py_XDECREF(ids);
     Py_XDECREF(runs);
-    Py_XDECREF(schemas);
     Py_XDECREF(sorted);
+    if (schemas != few) PyMem_Free(schemas);
     PyBuffer_Release(&view);
     return result;
 }
