@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,7 +71,47 @@ class KafkaConfig(_Frozen):
         return v
 
 
-class ApiConfig(_Frozen):
+class TlsServerConfig(_Frozen):
+    """TLS for an HTTP role (api, gateway): a certificate and key, and optionally the CA of
+    client certificates (mTLS identities, ``parties`` ``certificate_subject``)."""
+
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA of client certificates (mTLS, optional per party)"
+    )
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> TlsServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert_file is not None else "http"
+
+    def server_ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context, or ``None`` without TLS; unusable files are a
+        :class:`ConfigError` naming them."""
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+            if self.tls_client_ca_file is not None:
+                context.load_verify_locations(self.tls_client_ca_file)
+                context.verify_mode = ssl.CERT_OPTIONAL  # a token still works without one
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"TLS files {self.tls_cert_file}, {self.tls_key_file} cannot be used: {exc}"
+            ) from None
+        return context
+
+
+class ApiConfig(TlsServerConfig):
     host: str = "127.0.0.1"
     port: int = Field(default=8480, ge=0, le=65535)
 
@@ -107,7 +148,7 @@ class RouterConfig(_Frozen):
     )
 
 
-class GatewayConfig(_Frozen):
+class GatewayConfig(TlsServerConfig):
     """The ``gateway`` role: streams delivery frames to subscribers over HTTP."""
 
     host: str = "127.0.0.1"
@@ -170,19 +211,6 @@ class GatewayConfig(_Frozen):
         le=86_400,
         description="full garbage collection of the frozen heap (one pause, ~1 s at 10k streams)",
     )
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    tls_client_ca_file: Path | None = Field(
-        default=None, description="CA of client certificates (mTLS, optional per subscriber)"
-    )
-
-    @model_validator(mode="after")
-    def _tls_pairs(self) -> GatewayConfig:
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("tls_cert_file and tls_key_file must be set together")
-        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
-            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
-        return self
 
 
 class CryptoConfig(_Frozen):

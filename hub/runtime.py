@@ -74,7 +74,7 @@ class HubRuntime:
     def api_url(self) -> str:
         if self.api_port is None:
             raise StartupError("the api role is not running")
-        return f"http://{self.config.api.host}:{self.api_port}"
+        return f"{self.config.api.scheme}://{self.config.api.host}:{self.api_port}"
 
     def readiness(self) -> list[str]:
         problems = [
@@ -204,7 +204,12 @@ class HubRuntime:
         app = build_app(self.state, self.kms, self.readiness)
         self._api_runner = web.AppRunner(app, access_log=None)
         await self._api_runner.setup()
-        site = web.TCPSite(self._api_runner, self.config.api.host, self.config.api.port)
+        site = web.TCPSite(
+            self._api_runner,
+            self.config.api.host,
+            self.config.api.port,
+            ssl_context=self.config.api.server_ssl_context(),
+        )
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

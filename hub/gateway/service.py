@@ -29,7 +29,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from hub import kafka, metrics
 from hub.api.auth import TokenAuthenticator
 from hub.audit.events import AuditWriter
-from hub.config import HubConfig
+from hub.config import ConfigError, HubConfig
 from hub.crypto.kms import Kms
 from hub.delivery import delivery_partition
 from hub.gateway.access import PartyAccess, compute_access
@@ -229,18 +229,10 @@ class GatewayService:
         return len(topic.partitions)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        gw = self.gw
-        if gw.tls_cert_file is None or gw.tls_key_file is None:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
-            context.load_cert_chain(gw.tls_cert_file, gw.tls_key_file)
-            if gw.tls_client_ca_file is not None:
-                context.load_verify_locations(gw.tls_client_ca_file)
-                context.verify_mode = ssl.CERT_OPTIONAL
-        except (OSError, ssl.SSLError) as exc:
-            raise GatewayError(f"gateway TLS files cannot be used: {exc}") from None
-        return context
+            return self.gw.server_ssl_context()
+        except ConfigError as exc:
+            raise GatewayError(f"gateway {exc}") from None
 
     async def _every(self, interval: float, job: Callable[[], None]) -> None:
         while True:
