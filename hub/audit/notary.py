@@ -38,6 +38,7 @@ from hub.audit.digest import HashAlg
 from hub.audit.signing import key_id
 from hub.audit.store import event_id_of
 from hub.topics import Topics
+from hub.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Notary:
         self._key = signing_key
         self._key_id = key_id(signing_key.public_key())
         self.config = config or NotaryConfig()
+        self._watchdog = Watchdog("audit notary")
         self._client_config = dict(client_config or {})
         self._heads: dict[int, ChainHead] = {}
         self._last_checkpoint: dict[int, float] = {}
@@ -224,7 +226,8 @@ class Notary:
     def _transact(self, consumer: Any, producer: Any, batch: list[Any], due: set[int]) -> None:
         chain = self._topics.audit_chain
         started = time.perf_counter()
-        producer.begin_transaction()
+        with self._watchdog.watch("begin_transaction", 30):
+            producer.begin_transaction()
         links = 0
         for msg in batch:
             partition = msg.partition()
@@ -241,16 +244,18 @@ class Notary:
         for partition in sorted(due):
             self._checkpoint(producer, self._heads[partition])
         if batch:
-            producer.send_offsets_to_transaction(
-                [
-                    TopicPartition(self._topics.audit, p, h.last.offset + 1)
-                    for p, h in self._heads.items()
-                    if h.last is not None
-                ],
-                consumer.consumer_group_metadata(),
-                30,
-            )
-        producer.commit_transaction(30)
+            with self._watchdog.watch("send_offsets_to_transaction", 30):
+                producer.send_offsets_to_transaction(
+                    [
+                        TopicPartition(self._topics.audit, p, h.last.offset + 1)
+                        for p, h in self._heads.items()
+                        if h.last is not None
+                    ],
+                    consumer.consumer_group_metadata(),
+                    30,
+                )
+        with self._watchdog.watch("commit_transaction", 30):
+            producer.commit_transaction(30)
         self.links_written += links
         metrics.AUDIT_LINKS.inc(links)
         metrics.AUDIT_NOTARY_TXN_SECONDS.observe(time.perf_counter() - started)
@@ -273,7 +278,8 @@ class Notary:
             raise exc
         log.warning("audit notary transaction aborted (%s); resuming from the last commit", exc)
         try:
-            producer.abort_transaction(30)
+            with self._watchdog.watch("abort_transaction", 30):
+                producer.abort_transaction(30)
         except KafkaException:
             log.exception("abort_transaction failed")
         consumer.unassign()

@@ -8,11 +8,9 @@ exactly once (readers use ``read_committed``).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import orjson
@@ -34,6 +32,7 @@ from hub.router.keys import SUITES, KeyBook
 from hub.router.routing import RoutingTable, compile_routing_table, earliest_change_ms
 from hub.state import ControlState
 from hub.subscriptions.pseudonyms import load_pseudonym_keys
+from hub.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ class RouterService:
         # Deleted data keys (crypto-shredding): a tombstone in _govhub.keys retires the
         # recipient's active key, so nothing more is sealed under a key that is gone.
         self._shredded: list[str] = []
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog("router")
         state.keys.add_listener(self._on_key_record)
         self.batches_committed = 0
         self._revoked: set[tuple[str, int]] = set()
@@ -540,65 +539,17 @@ def _policies(tables: Any) -> dict[str, frozenset[tuple[str, Any, str | None]]]:
     return {r: frozenset(v) for r, v in out.items()}
 
 
-_HUNG_GRACE_S = 5.0
-HUNG_EXIT_CODE = 70
 # Transactional call timeouts (seconds). Short enough that a router cut off from its
 # coordinator gives up (and, if librdkafka does not return, exits) within seconds.
 _TXN_CALL_S = 10.0
 _COMMIT_S = 20.0
 
 
-class _Watchdog:
-    """Ends the process if a transactional call hangs far past its own timeout (librdkafka
-    can wait on a broker that went away without honouring the timeout). Exiting is safe: a
-    restarted router with the same transactional id fences the open transaction, which the
-    broker aborts, and re-reads from the last commit."""
-
-    def __init__(self, grace_s: float = _HUNG_GRACE_S) -> None:
-        self._grace = grace_s
-        self._calls: dict[int, tuple[str, float]] = {}  # thread -> (call, hung after)
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    @contextmanager
-    def watch(self, call: str, timeout_s: float) -> Iterator[None]:
-        """Watch one call that has its own ``timeout_s``: hung means well past it."""
-        token = threading.get_ident()
-        with self._lock:
-            self._calls[token] = (call, time.monotonic() + timeout_s + self._grace)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="govhub-router-watchdog", daemon=True
-                )
-                self._thread.start()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._calls.pop(token, None)
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(1.0)
-            now = time.monotonic()
-            with self._lock:
-                hung = [c for c, after in self._calls.values() if now > after]
-            if hung:
-                log.critical(
-                    "router transaction call %s hung past its timeout; exiting (code %d) "
-                    "for the supervisor to restart the router",
-                    hung[0],
-                    HUNG_EXIT_CODE,
-                )
-                logging.shutdown()
-                os._exit(HUNG_EXIT_CODE)
-
-
 class _Committer:
     """Commits one transaction at a time on a background thread, so the router shapes the
     next batch meanwhile (librdkafka releases the GIL while it waits for the broker)."""
 
-    def __init__(self, producer: Any, watchdog: _Watchdog) -> None:
+    def __init__(self, producer: Any, watchdog: Watchdog) -> None:
         self.producer = producer
         self._watchdog = watchdog
         self._thread: threading.Thread | None = None

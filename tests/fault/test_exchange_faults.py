@@ -32,7 +32,7 @@ from connectors.sdk.client import SubscriberClient, SubscriberSettings
 from connectors.sinks.base import Cursor, DeliveredRecord, Sink
 from hub.localkafka import LocalKafka, find_free_base_port
 from hub.localkafka.ports import first_taken
-from hub.router.service import HUNG_EXIT_CODE
+from hub.watchdog import HUNG_EXIT_CODE
 from tests.fault.exchange import Exchange, open_exchange
 from tests.fault.routers import GroupProbe
 
