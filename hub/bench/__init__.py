@@ -20,6 +20,16 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "hub.bench.dataservice",
         "key lookups and verifications vs a plain aiohttp handler, rebuild time",
     ),
+    "peers": (
+        "hub.bench.peers",
+        "router vs MirrorMaker 2, a Kafka Connect SMT pipeline and the raw loop",
+    ),
+    "scaling": (
+        "hub.bench.scaling",
+        "router throughput vs subscribers, recipients, record size, routers, brokers",
+    ),
+    "latency": ("hub.bench.latency", "end-to-end p50/p99/p99.9 at 10, 50, 90 % of max rate"),
+    "all": ("hub.bench.all", "every benchmark in one run: JSON, PNG plots, Markdown summary"),
 }
 
 

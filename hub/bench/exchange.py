@@ -32,8 +32,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,14 @@ class Installation:
 
 
 def provision(
-    bootstrap: str, tmp: Path, world_args: dict[str, int], pool_size: int
+    bootstrap: str,
+    tmp: Path,
+    world_args: dict[str, int],
+    pool_size: int,
+    world: Callable[..., BenchWorld] = build_world,
 ) -> Installation:
+    """A hub with ``world(resource, **world_args)`` provisioned; ``pool_size`` distinct
+    records to preload from."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     config = isolated_config(bootstrap, prefix, tmp / prefix.rstrip("."))
     admin = kafka.admin_client(bootstrap)
@@ -107,23 +113,23 @@ def provision(
     try:
         sample = bench_resource()
         resource = sample.resource
-        world = build_world(resource.code, **world_args)
+        bench_world = world(resource.code, **world_args)
         schema_id = state.registry.register(resource.subject, sample.schema_json)
         state.put_resource(resource)
         ensure_resource_topics(
             admin, state.topics, resource.department, resource.code, partitions=SOURCE_PARTITIONS
         )
-        state.put_parties(world.parties)
-        state.put_subscriptions(world.subscriptions)
+        state.put_parties(bench_world.parties)
+        state.put_subscriptions(bench_world.subscriptions)
         codec = AvroCodec(sample.schema_json)
         pool = [
             (frame(schema_id, codec.encode(r)), r["region_code"].encode(), r["id_card"].encode())
-            for r in record_pool(world.communities, pool_size)
+            for r in record_pool(bench_world.communities, pool_size)
         ]
         source = state.topics.source(resource.department, resource.code)
     finally:
         state.stop()
-    return Installation(config, world, source, schema_id, pool)
+    return Installation(config, bench_world, source, schema_id, pool)
 
 
 def preload(inst: Installation, count: int) -> None:
@@ -211,9 +217,10 @@ def router_process(
     exactly_once: bool = True,
     plaintext: bool = False,
     profile: Path | None = None,
+    index: int = 0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     cfg = inst.config
-    path = tmp / f"router-{group}.toml"
+    path = tmp / f"router-{group}-{index}.toml"
     path.write_text(
         _toml(
             {
@@ -223,7 +230,7 @@ def router_process(
                 },
                 "router": {
                     "group_id": group,
-                    "transactional_id": f"{group}-txn",
+                    "transactional_id": f"{group}-txn-{index}",
                     "exactly_once": exactly_once,
                 },
                 "crypto": {"kek_file": str(cfg.crypto.kek_file)},
@@ -260,10 +267,11 @@ def measure_router(
     exactly_once: bool = True,
     plaintext: bool = False,
     profile: Path | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
-    """Route the whole backlog with a fresh consumer group; rate between the first and the
-    last commit seen. With ``profile``, the router process profiles itself (pyinstrument)
-    and writes the report there when it stops."""
+    """Route the whole backlog with a fresh consumer group of ``processes`` routers; rate
+    between the first and the last commit seen. With ``profile``, the router process
+    profiles itself (pyinstrument) and writes the report there when it stops."""
     group = f"{inst.config.kafka.topic_prefix}router-{uuid.uuid4().hex[:6]}"
     probe = kafka.consumer(inst.config.kafka.bootstrap_servers, group, "bench-probe")
     tps = [TopicPartition(inst.source, p) for p in range(SOURCE_PARTITIONS)]
@@ -271,7 +279,14 @@ def measure_router(
     # The probe finds the group coordinator before the router starts, so its first look
     # at the committed offsets is not late.
     probe.committed(tps, timeout=10)
-    with router_process(inst, tmp, group, exactly_once, plaintext, profile) as proc:
+    with ExitStack() as stack:
+        procs = [
+            stack.enter_context(
+                router_process(inst, tmp, group, exactly_once, plaintext, profile, index=i)
+            )
+            for i in range(processes)
+        ]
+        rss_peak = 0
         first: tuple[float, int, float | None, float | None] | None = None
         last = first
         commits = 0
@@ -283,7 +298,8 @@ def measure_router(
             if done != previous:
                 commits += 1
                 previous = done
-                sample = (now, done, _cpu_seconds(proc.pid), _cpu(broker_pid))
+                sample = (now, done, _cpu_sum([p.pid for p in procs]), _cpu(broker_pid))
+                rss_peak = max(rss_peak, sum(_rss_bytes(p.pid) for p in procs))
                 if first is None:
                     first = sample
                 last = sample
@@ -306,6 +322,8 @@ def measure_router(
         "seconds": round(seconds, 3),
         "records_per_s": records / seconds,
         "commits": commits,
+        "processes": processes,
+        "rss_bytes": rss_peak,
     }
     if first[2] is not None and last[2] is not None:
         result["cpu_hub"] = round((last[2] - first[2]) / seconds, 3)
@@ -316,6 +334,22 @@ def measure_router(
 
 def _cpu(pid: int | None) -> float | None:
     return None if pid is None else _cpu_seconds(pid)
+
+
+def _cpu_sum(pids: list[int]) -> float | None:
+    values = [_cpu_seconds(pid) for pid in pids]
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def _rss_bytes(pid: int) -> int:
+    """A process's resident memory now (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def measure_raw(inst: Installation, out: str, broker_pid: int | None) -> dict[str, Any]:
@@ -408,6 +442,14 @@ def _collect(consumer: Any, until: float, handle: Any) -> None:
 
 
 def latency_raw(inst: Installation, rate: float, seconds: float, warmup: float) -> float:
+    return _p99(latency_raw_samples(inst, rate, seconds, warmup))
+
+
+def latency_raw_samples(
+    inst: Installation, rate: float, seconds: float, warmup: float
+) -> list[float]:
+    """Milliseconds from publication to a read_committed reader of the raw loop's output,
+    for records published at ``rate`` after ``warmup`` seconds."""
     cfg = inst.config
     bootstrap = cfg.kafka.bootstrap_servers
     out = f"{cfg.kafka.topic_prefix}bench-raw-lat"
@@ -454,10 +496,18 @@ def latency_raw(inst: Installation, rate: float, seconds: float, warmup: float) 
         proc.terminate()
         proc.wait(30)
         reader.close()
-    return _p99(samples)
+    return samples
 
 
 def latency_hub(inst: Installation, tmp: Path, rate: float, seconds: float, warmup: float) -> float:
+    return _p99(latency_hub_samples(inst, tmp, rate, seconds, warmup))
+
+
+def latency_hub_samples(
+    inst: Installation, tmp: Path, rate: float, seconds: float, warmup: float
+) -> list[float]:
+    """Milliseconds from publication (the ingest stamp) to a read_committed reader holding
+    the record opened from a district's frame, for records published at ``rate``."""
     cfg = inst.config
     bootstrap = cfg.kafka.bootstrap_servers
     group = f"{cfg.kafka.topic_prefix}router-lat-{uuid.uuid4().hex[:6]}"
@@ -507,7 +557,7 @@ def latency_hub(inst: Installation, tmp: Path, rate: float, seconds: float, warm
     finally:
         reader.close()
         state.stop()
-    return _p99(samples)
+    return samples
 
 
 def _commit_end(bootstrap: str, group: str, topic: str) -> None:

@@ -13,6 +13,7 @@ stops on SIGTERM.
 from __future__ import annotations
 
 import argparse
+import resource
 import signal
 import sys
 import threading
@@ -75,6 +76,7 @@ def raw_loop(
         "seconds": elapsed,
         "records_per_s": seen / elapsed if elapsed > 0 else 0.0,
         "cpu_seconds": time.process_time() - cpu0,
+        "rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
 
