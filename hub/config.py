@@ -129,6 +129,12 @@ class RouterConfig(_Frozen):
     max_transaction_records: int = Field(
         default=50_000, ge=1, le=1_000_000, description="source records per transaction at most"
     )
+    max_transaction_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="source bytes per transaction at most (large records: shorter commits)",
+    )
     transaction_interval_ms: int = Field(default=200, ge=10, le=60_000)
     batch_linger_ms: int = Field(
         default=50,

@@ -233,15 +233,16 @@ class RouterService:
 
     def _gather(self, consumer: Any) -> list[Message]:
         """One transaction's input: consume until the transaction interval has passed or
-        ``max_transaction_records`` arrived. A transaction's commit costs two broker round
-        trips whatever its size, so a backlog is routed in large transactions while a
-        trickle still commits within the interval."""
+        ``max_transaction_records`` (or ``max_transaction_bytes``) arrived. A transaction's
+        commit costs two broker round trips whatever its size, so a backlog is routed in
+        large transactions while a trickle still commits within the interval."""
         rc = self._config.router
         started = time.monotonic()
         deadline = started + rc.transaction_interval_ms / 1000
         linger_until = started + rc.batch_linger_ms / 1000
         records: list[Message] = []
-        while len(records) < rc.max_transaction_records:
+        size = 0
+        while len(records) < rc.max_transaction_records and size < rc.max_transaction_bytes:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -255,6 +256,7 @@ class RouterService:
                 for m in messages:
                     self._usable(m)  # logs what is worth logging
             records += usable
+            size += sum(len(m) for m in usable)
             if len(messages) < want and records and time.monotonic() >= linger_until:
                 break  # caught up with the log: commit what there is now
         return records
