@@ -91,3 +91,64 @@ def test_unusable_tls_files_stop_the_api_at_start(kafka_bootstrap: str, tmp_path
             runtime.wait_ready()
     finally:
         runtime.stop()
+
+
+def test_console_signs_in_by_client_certificate(kafka_bootstrap: str, tmp_path: Path) -> None:
+    import asyncio
+    import re
+
+    import aiohttp
+
+    files = certificates(tmp_path)
+    config = isolated_config(
+        kafka_bootstrap,
+        f"tls{uuid.uuid4().hex[:8]}.",
+        tmp_path / "state",
+        **{
+            "api.tls_cert_file": str(files["server_cert"]),
+            "api.tls_key_file": str(files["server_key"]),
+            "api.tls_client_ca_file": str(files["ca"]),
+        },
+    )
+    runtime = HubRuntime(config, ("api",))
+    runtime.start()
+    try:
+        runtime.wait_ready()
+        runtime.state.put_party(
+            Party(
+                id="jianwai",
+                name="建外街道",
+                kind=PartyKind.UNIT,
+                region_code="110105001000",
+                roles=(Role.SUBSCRIBER,),
+                mtls_subject="CN=jianwai,O=GovHub",
+            )
+        )
+
+        async def sign_in(context: ssl.SSLContext) -> tuple[int, str, bool]:
+            jar = aiohttp.CookieJar(unsafe=True)
+            connector = aiohttp.TCPConnector(ssl=context)
+            async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as http:
+                async with http.get(f"{runtime.api_url}/console/signin") as page:
+                    html = await page.text()
+                found = re.search(r'name="nonce" value="([^"]+)"', html)
+                assert found, html[:500]
+                async with http.post(
+                    f"{runtime.api_url}/console/signin/certificate",
+                    data={"nonce": found.group(1)},
+                    allow_redirects=False,
+                ) as answer:
+                    body = await answer.text()
+                    signed = any(c.key == "govhub_session" for c in jar)
+                    return answer.status, body, signed
+
+        with_cert = ssl.create_default_context(cafile=str(files["ca"]))
+        with_cert.load_cert_chain(files["client_cert"], files["client_key"])
+        status, _, signed = asyncio.run(sign_in(with_cert))
+        assert status == 303 and signed
+        status, _, signed = asyncio.run(
+            sign_in(ssl.create_default_context(cafile=str(files["ca"])))
+        )
+        assert status == 401 and not signed
+    finally:
+        runtime.stop()
