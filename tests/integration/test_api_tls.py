@@ -6,6 +6,8 @@ import ssl
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -27,9 +29,10 @@ def get(url: str, context: ssl.SSLContext | None) -> tuple[int, dict[str, object
         return exc.code, orjson.loads(exc.read() or b"{}")
 
 
-def test_api_over_tls_knows_a_party_by_its_client_certificate(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+@contextmanager
+def tls_api(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[HubRuntime, dict[str, Path]]]:
+    """An api role serving HTTPS with client certificates of the test CA, and the party
+    ``jianwai`` known by its certificate subject."""
     files = certificates(tmp_path)
     config = isolated_config(
         kafka_bootstrap,
@@ -45,7 +48,6 @@ def test_api_over_tls_knows_a_party_by_its_client_certificate(
     runtime.start()
     try:
         runtime.wait_ready()
-        assert runtime.api_url.startswith("https://")
         runtime.state.put_party(
             Party(
                 id="jianwai",
@@ -56,6 +58,16 @@ def test_api_over_tls_knows_a_party_by_its_client_certificate(
                 mtls_subject="CN=jianwai,O=GovHub",
             )
         )
+        yield runtime, files
+    finally:
+        runtime.stop()
+
+
+def test_api_over_tls_knows_a_party_by_its_client_certificate(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    with tls_api(kafka_bootstrap, tmp_path) as (runtime, files):
+        assert runtime.api_url.startswith("https://")
         trusting = ssl.create_default_context(cafile=str(files["ca"]))
         with_cert = ssl.create_default_context(cafile=str(files["ca"]))
         with_cert.load_cert_chain(files["client_cert"], files["client_key"])
@@ -69,8 +81,6 @@ def test_api_over_tls_knows_a_party_by_its_client_certificate(
             get(url, ssl.create_default_context())
         with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP
             get(url.replace("https://", "http://"), None)
-    finally:
-        runtime.stop()
 
 
 def test_unusable_tls_files_stop_the_api_at_start(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -99,31 +109,7 @@ def test_console_signs_in_by_client_certificate(kafka_bootstrap: str, tmp_path: 
 
     import aiohttp
 
-    files = certificates(tmp_path)
-    config = isolated_config(
-        kafka_bootstrap,
-        f"tls{uuid.uuid4().hex[:8]}.",
-        tmp_path / "state",
-        **{
-            "api.tls_cert_file": str(files["server_cert"]),
-            "api.tls_key_file": str(files["server_key"]),
-            "api.tls_client_ca_file": str(files["ca"]),
-        },
-    )
-    runtime = HubRuntime(config, ("api",))
-    runtime.start()
-    try:
-        runtime.wait_ready()
-        runtime.state.put_party(
-            Party(
-                id="jianwai",
-                name="建外街道",
-                kind=PartyKind.UNIT,
-                region_code="110105001000",
-                roles=(Role.SUBSCRIBER,),
-                mtls_subject="CN=jianwai,O=GovHub",
-            )
-        )
+    with tls_api(kafka_bootstrap, tmp_path) as (runtime, files):
 
         async def sign_in(context: ssl.SSLContext) -> tuple[int, str, bool]:
             jar = aiohttp.CookieJar(unsafe=True)
@@ -150,5 +136,3 @@ def test_console_signs_in_by_client_certificate(kafka_bootstrap: str, tmp_path: 
             sign_in(ssl.create_default_context(cafile=str(files["ca"])))
         )
         assert status == 401 and not signed
-    finally:
-        runtime.stop()
