@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
 from pathlib import Path
 
+from confluent_kafka import KafkaException
+
+from connectors.publisher import PublishError
 from connectors.registry import default_registry
 from connectors.runner import ConnectorRunner
 from connectors.spec import load_spec
 from hub.config import ConfigError
-from hub.metrics import serve_metrics
+from hub.controlstate import ControlStateError
+from hub.metrics import CONNECTOR_RESTARTS, serve_metrics
 
 log = logging.getLogger(__name__)
+
+# A connector whose batch Kafka failed resumes after these pauses (doubling up to the max).
+RESUME_FIRST_S = 1.0
+RESUME_MAX_S = 30.0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -51,8 +60,6 @@ def _run(args: argparse.Namespace) -> int:
     spec = load_spec(args.config, default_registry())
     if spec.type.kind != "source":
         raise ConfigError(f"{args.config}: '{spec.type.name}' is a sink; sinks run with the SDK")
-    source = spec.type.factory(spec.name, spec.settings)
-    runner = ConnectorRunner(spec, source)
     metrics = spec.file.metrics
     if metrics is not None and metrics.port is not None:
         try:
@@ -67,14 +74,36 @@ def _run(args: argparse.Namespace) -> int:
             extra={"connector": spec.name, "url": f"http://{metrics.host}:{port}/metrics"},
         )
 
-    async def main() -> None:
+    async def main() -> ConnectorRunner:
+        """Run until stopped. When Kafka fails a batch (not acknowledged in time, refused),
+        the connector resumes from its last checkpoint after a pause, as a supervisor would
+        restart it: at most the batch after the checkpoint is published again, under the
+        same record ids."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await runner.run(stop)
+        pause = RESUME_FIRST_S
+        while True:
+            runner = ConnectorRunner(spec, spec.type.factory(spec.name, spec.settings))
+            try:
+                await runner.run(stop)
+                return runner
+            except (PublishError, ControlStateError, KafkaException) as exc:
+                if stop.is_set():
+                    raise
+                CONNECTOR_RESTARTS.labels(spec.name).inc()
+                log.warning(
+                    "connector batch failed; resuming from the last checkpoint",
+                    extra={"connector": spec.name, "error": str(exc), "pause_s": pause},
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+            if stop.is_set():
+                return runner
+            pause = min(pause * 2, RESUME_MAX_S)
 
-    asyncio.run(main())
+    runner = asyncio.run(main())
     publisher = runner.publisher
     if publisher is not None:
         stats = publisher.stats

@@ -62,6 +62,11 @@ Headers = list[tuple[str, str | bytes | None]]
 SEND_WAIT_S = 600.0
 
 
+# How long a batch may wait for Kafka's acknowledgement, and then its checkpoint: long
+# enough to ride out a broker failing over (leader elections, a paused broker fenced).
+CONFIRM_TIMEOUT_S = 60.0
+
+
 class PublishError(Exception):
     """Kafka refused records; the checkpoint was not advanced."""
 
@@ -121,10 +126,13 @@ class Publisher:
         checkpoints: CompactedTable,
         client_config: Mapping[str, str] | None = None,
         regions: Container[str] | None = None,
+        confirm_timeout_s: float = CONFIRM_TIMEOUT_S,
     ) -> None:
         """``regions``: the region codes records may carry (the party hierarchy); None
-        checks only that codes are well formed."""
+        checks only that codes are well formed. ``confirm_timeout_s``: how long a batch,
+        then its checkpoint, may wait for Kafka before the batch fails."""
         self.connector = connector
+        self._confirm_timeout_s = confirm_timeout_s
         self._topics = topics
         self._resource = resource
         self._schema_id = schema_id
@@ -264,7 +272,7 @@ class Publisher:
         if self._in_flight is not batch:
             raise RuntimeError("confirm: the batch is not the one in flight")
         try:
-            remaining = self._producer.flush(60)
+            remaining = self._producer.flush(self._confirm_timeout_s)
             failures = list(self._failures)
             if remaining or failures:
                 raise PublishError(
@@ -278,6 +286,7 @@ class Publisher:
                     "position": dict(batch.records[-1].position),
                     "updated_at_ms": int(time.time() * 1000),
                 },
+                timeout=self._confirm_timeout_s,
                 read_back=False,
             )
         except BaseException as exc:
@@ -362,4 +371,10 @@ class Publisher:
         )
 
     def close(self) -> None:
+        if self._broken is not None:
+            # A failed batch is published again from the checkpoint: what is still queued
+            # need not wait for Kafka (if it gets through, it is the replay's duplicate).
+            self._producer.purge()
+            self._producer.flush(1)
+            return
         self._producer.flush(30)

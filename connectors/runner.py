@@ -88,6 +88,7 @@ class ConnectorRunner:
             checkpoints=checkpoints,
             client_config=kafka.client_config,
             regions=regions,
+            confirm_timeout_s=self.spec.file.connector.confirm_timeout_s,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

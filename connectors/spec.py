@@ -42,6 +42,13 @@ class ConnectorSection(_Frozen):
     batch_size: int = Field(default=500, ge=1, le=100_000)
     poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     stop_when_idle: bool = Field(default=False, description="exit once the source is drained")
+    confirm_timeout_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=600,
+        description="how long a batch, then its checkpoint, may wait for Kafka's "
+        "acknowledgement; then the connector resumes from its last checkpoint",
+    )
 
 
 class ConnectorMetrics(MetricsConfig):

@@ -145,6 +145,11 @@ CONNECTOR_BATCH_SECONDS = Histogram(
 CONNECTOR_CHECKPOINT_AGE = Gauge(
     "govhub_connector_checkpoint_age_seconds", "Seconds since the last checkpoint", ["connector"]
 )
+CONNECTOR_RESTARTS = Counter(
+    "govhub_connector_restarts_total",
+    "Times the connector resumed from its last checkpoint after Kafka failed a batch",
+    ["connector"],
+)
 
 # -- api -------------------------------------------------------------------------------------
 API_REQUESTS = Counter(

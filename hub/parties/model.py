@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hub.regions import Level, level_of, validate_region_code
 
 # scrypt parameters: slow enough to make a stolen hash expensive to brute-force.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+_SCRYPT_R, _SCRYPT_P = 8, 1
+# A hash may name another cost (log2 of N) after its scheme, ``scrypt:ln=<cost>$salt$digest``:
+# the cost can be raised later without invalidating the tokens hashed before, and machine
+# parties that are provisioned by the thousand may be hashed cheaper. Hashes without it
+# (``scrypt$salt$digest``) were made at the default cost.
+DEFAULT_TOKEN_COST = 14
+TOKEN_COSTS = range(10, 17)  # 1 .. 64 MiB of memory per check (r = 8)
 
 
 class PartyKind(StrEnum):
@@ -129,10 +135,31 @@ class Party(BaseModel):
         return self.kind is PartyKind.UNIT and self.level is Level.VILLAGE
 
 
-def hash_token(token: str, salt: bytes | None = None) -> str:
+def hash_token(token: str, salt: bytes | None = None, cost: int = DEFAULT_TOKEN_COST) -> str:
+    """The stored form of ``token``: scrypt with a random salt, at ``cost`` (log2 of N)."""
+    if cost not in TOKEN_COSTS:
+        raise ValueError(f"token hash cost must be in {TOKEN_COSTS.start}..{TOKEN_COSTS.stop - 1}")
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(token.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    return f"scrypt${salt.hex()}${digest.hex()}"
+    digest = _scrypt(token, salt, cost)
+    scheme = "scrypt" if cost == DEFAULT_TOKEN_COST else f"scrypt:ln={cost}"
+    return f"{scheme}${salt.hex()}${digest.hex()}"
+
+
+def _scrypt(token: str, salt: bytes, cost: int) -> bytes:
+    n = 2**cost
+    memory = 128 * _SCRYPT_R * n + 1_048_576
+    return hashlib.scrypt(token.encode(), salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, maxmem=memory)
+
+
+def _scrypt_cost(scheme: str) -> int | None:
+    if scheme == "scrypt":
+        return DEFAULT_TOKEN_COST
+    name, _, params = scheme.partition(":")
+    key, _, value = params.partition("=")
+    if name != "scrypt" or key != "ln" or not value.isdigit():
+        return None
+    cost = int(value)
+    return cost if cost in TOKEN_COSTS else None
 
 
 def verify_token(token: str, stored: str) -> bool:
@@ -141,9 +168,10 @@ def verify_token(token: str, stored: str) -> bool:
         salt = bytes.fromhex(salt_hex)
     except ValueError:
         return False
-    if scheme != "scrypt":
+    cost = _scrypt_cost(scheme)
+    if cost is None:
         return False
-    digest = hashlib.scrypt(token.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
+    digest = _scrypt(token, salt, cost)
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 

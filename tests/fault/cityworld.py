@@ -29,7 +29,15 @@ from confluent_kafka import Producer
 from hub.catalogue.codes import id_card_check_char
 from hub.catalogue.samples import SampleResource, load_sample
 from hub.crypto.keyrelease import KemSuite, generate_recipient_key
-from hub.parties.model import Party, PartyKind, PartyStatus, PublicKey, hash_token, new_token
+from hub.parties.model import (
+    DEFAULT_TOKEN_COST,
+    Party,
+    PartyKind,
+    PartyStatus,
+    PublicKey,
+    hash_token,
+    new_token,
+)
 from hub.policy.masking import MaskKind
 from hub.policy.predicates import Op, Predicate
 from hub.state import ControlState
@@ -195,12 +203,14 @@ def _party(
     return Party(id=pid, name=name, kind=kind, region_code=region, parent=parent, status=status)
 
 
-def with_credentials(party: Party) -> Member:
-    """Give ``party`` a token and an X25519 key pair (for the key-release api)."""
+def with_credentials(party: Party, token_cost: int = DEFAULT_TOKEN_COST) -> Member:
+    """Give ``party`` a token (hashed at ``token_cost``) and an X25519 key pair (for the
+    key-release api)."""
     token = new_token(party.id)
     private, public = generate_recipient_key(KemSuite.X25519)
     key = PublicKey(kem="x25519", key=base64.b64encode(public).decode())
-    updated = party.model_copy(update={"token_hash": hash_token(token), "public_keys": (key,)})
+    token_hash = hash_token(token, cost=token_cost)
+    updated = party.model_copy(update={"token_hash": token_hash, "public_keys": (key,)})
     return Member(updated, token, private)
 
 
@@ -245,9 +255,15 @@ def _dormant(grant: Grant, **changes: Any) -> Grant:
     return replace(grant, subscription=grant.subscription.model_copy(update=changes), live=False)
 
 
-def build_city(now_ms: int, credentials_for: tuple[str, ...] = ()) -> CityWorld:
+def build_city(
+    now_ms: int,
+    credentials_for: tuple[str, ...] = (),
+    all_credentials: bool = False,
+    token_cost: int = DEFAULT_TOKEN_COST,
+) -> CityWorld:
     """The parties and grants of the city. ``credentials_for``: party ids given a token and
-    a key pair (hashing a token is deliberately slow, so only the few the test logs in as)."""
+    a key pair (hashing a token is deliberately slow, so only the few the test logs in as);
+    ``all_credentials``: every party, its token hashed at ``token_cost``."""
     samples = {code: load_sample(name) for name, code in SAMPLES.items()}
     parties: list[Party] = []
     grants: list[Grant] = []
@@ -359,7 +375,12 @@ def build_city(now_ms: int, credentials_for: tuple[str, ...] = ()) -> CityWorld:
         _grant(cy_wjw, "wangge", CHAOYANG),
     ]
 
-    members = {p.id: with_credentials(p) if p.id in credentials_for else Member(p) for p in parties}
+    members = {
+        p.id: with_credentials(p, token_cost)
+        if all_credentials or p.id in credentials_for
+        else Member(p)
+        for p in parties
+    }
     return CityWorld(samples, members, grants, communities, streets)
 
 

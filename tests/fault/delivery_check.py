@@ -198,8 +198,14 @@ def load_sources(bootstrap: str, topics: Iterable[str]) -> tuple[dict[str, Publi
     return published, repeated
 
 
-def _examples(ids: Iterable[str]) -> str:
-    ordered = sorted(ids, key=lambda r: (r.split(":")[0], int(r.split(":")[1])))
+def _id_order(record_id: str) -> tuple[str, int]:
+    """``dibao:12`` and ``fc-dibao:dibao.jsonl:12``: by source, then by number."""
+    head, _, number = record_id.rpartition(":")
+    return (head, int(number)) if number.isdigit() else (record_id, 0)
+
+
+def examples(ids: Iterable[str]) -> str:
+    ordered = sorted(ids, key=_id_order)
     return ", ".join(ordered[:EXAMPLES]) + (" ..." if len(ordered) > EXAMPLES else "")
 
 
@@ -221,13 +227,13 @@ def check_deliveries(
     published, repeated = load_sources(bootstrap, source_topics.values())
     rows_by_id = {r.record_id: r for r in rows}
     if repeated:
-        problems.append(f"source topics hold {len(repeated)} ids twice: {_examples(repeated)}")
+        problems.append(f"source topics hold {len(repeated)} ids twice: {examples(repeated)}")
     if published.keys() != rows_by_id.keys():
         lost = rows_by_id.keys() - published.keys()
         extra = published.keys() - rows_by_id.keys()
         problems.append(
-            f"source topics: {len(lost)} generated records missing ({_examples(lost)}), "
-            f"{len(extra)} unknown ({_examples(extra)})"
+            f"source topics: {len(lost)} generated records missing ({examples(lost)}), "
+            f"{len(extra)} unknown ({examples(extra)})"
         )
 
     keys = _DataKeys(load_data_keys(bootstrap, topics), kms)
@@ -337,15 +343,15 @@ def check_deliveries(
             continue
         lost = want - got
         if lost:
-            problems.append(f"{recipient}: lost {len(lost)} of {len(want)}: {_examples(lost)}")
+            problems.append(f"{recipient}: lost {len(lost)} of {len(want)}: {examples(lost)}")
         outside = got - want
         if outside:
             regions = sorted({rows_by_id[r].row["region_code"] for r in outside if r in rows_by_id})
             problems.append(
                 f"{recipient}: {len(outside)} records it is not entitled to "
-                f"({_examples(outside)}; regions {regions[:5]})"
+                f"({examples(outside)}; regions {regions[:5]})"
             )
         dups = duplicates.get(recipient)
         if dups:
-            problems.append(f"{recipient}: {len(dups)} duplicates: {_examples(dups)}")
+            problems.append(f"{recipient}: {len(dups)} duplicates: {examples(dups)}")
     return report

@@ -1,4 +1,5 @@
-"""Router processes that can be killed, and what the test observes of their group.
+"""Hub processes that can be killed (``govhub serve`` of any roles; routers most of all),
+and what the test observes of the router group.
 
 Each router is ``govhub serve --roles router`` in its own process, so SIGKILL ends it
 like a crash would: no cleanup, an open transaction left behind. A restarted router keeps
@@ -11,12 +12,14 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, Self
 
 from confluent_kafka import (
     Consumer,
@@ -44,16 +47,29 @@ TRANSIENT = frozenset(
 )
 
 
-class RouterProcess:
-    """One ``govhub serve --roles router`` process of the hub ``config`` describes."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    """One ``govhub serve --roles ROLES`` process of the hub ``config`` describes;
+    ``sections`` are written to its own config file (``{"router": {...}}``)."""
 
     def __init__(
-        self, config: HubConfig, name: str, transactional_id: str, settings: dict[str, int]
+        self,
+        config: HubConfig,
+        name: str,
+        roles: str,
+        sections: dict[str, dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.config = config
         self.name = name
-        self.transactional_id = transactional_id
-        self.settings = settings
+        self.roles = roles
+        self.sections = sections or {}
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -61,8 +77,9 @@ class RouterProcess:
     def log_path(self) -> Path:
         return Path(self.config.state_dir) / f"{self.name}.log"
 
-    def start(self, timeout: float = 60.0) -> RouterProcess:
-        """Start the process and wait until it serves (transactions initialised)."""
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the process and wait until it serves (for a router: transactions
+        initialised)."""
         self.launch()
         self.wait_ready(timeout)
         return self
@@ -73,7 +90,10 @@ class RouterProcess:
         state_dir = Path(cfg.state_dir)
         config_file = state_dir / f"{self.name}.toml"
         config_file.write_text(
-            "[router]\n" + "".join(f"{k} = {v}\n" for k, v in self.settings.items())
+            "".join(
+                f"[{section}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
+                for section, values in self.sections.items()
+            )
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVHUB_", "KAFKA_"))}
         env.update(
@@ -83,13 +103,15 @@ class RouterProcess:
             GOVHUB_STATE_DIR=str(state_dir),
             GOVHUB_METRICS_PORT="0",
             GOVHUB_ROUTER_GROUP_ID=cfg.router.group_id,
-            GOVHUB_ROUTER_TRANSACTIONAL_ID=self.transactional_id,
+            GOVHUB_ROUTER_TRANSACTIONAL_ID=cfg.router.transactional_id,
+            GOVHUB_GATEWAY_GROUP_ID=cfg.gateway.group_id,
         )
+        env.update(self.env)
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.starts + 1} at {time.time():.3f}\n".encode())
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "hub.cli", "--log-format", "text", "serve",
-                 "--roles", "router", "--config", str(config_file)],
+                 "--roles", self.roles, "--config", str(config_file)],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -100,16 +122,17 @@ class RouterProcess:
         assert self.process is not None and self.process.stdout is not None
         deadline = time.monotonic() + timeout
         out = self.process.stdout
+        poller = select.poll()  # not select(): the test process may hold 1,000+ sockets
+        poller.register(out, select.POLLIN | select.POLLHUP)
         while time.monotonic() < deadline:
-            readable, _, _ = select.select([out], [], [], 0.2)
-            if readable:
+            if poller.poll(200):
                 line = out.readline()
                 if READY_LINE in line:
                     return
                 if not line:
                     break  # the process closed its stdout: it died
         raise AssertionError(
-            f"router {self.name} did not start (exit {self.process.poll()}): {self.log_tail()}"
+            f"{self.name} did not start (exit {self.process.poll()}): {self.log_tail()}"
         )
 
     @property
@@ -132,16 +155,41 @@ class RouterProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
-            raise AssertionError(f"router {self.name} ignored SIGTERM: {self.log_tail()}") from None
+            raise AssertionError(f"{self.name} ignored SIGTERM: {self.log_tail()}") from None
 
     def log_tail(self, lines: int = 20) -> str:
-        """The last lines of the router's log, without the client library's connection
+        """The last lines of the process's log, without the client library's connection
         chatter (a broker restart fills the log with it)."""
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return "(no log)"
         return "\n".join([line for line in text if "librdkafka" not in line][-lines:])
+
+
+class RouterProcess(ServeProcess):
+    """A router of the group; restarts keep its transactional id, so a restarted router
+    fences the transaction its killed predecessor left open."""
+
+    def __init__(
+        self, config: HubConfig, name: str, transactional_id: str, settings: dict[str, int]
+    ) -> None:
+        super().__init__(
+            config,
+            name,
+            "router",
+            {"router": dict(settings)},
+            {"GOVHUB_ROUTER_TRANSACTIONAL_ID": transactional_id},
+        )
+        self.transactional_id = transactional_id
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class GroupProbe:

@@ -10,11 +10,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from hub.demo.world import generate_records, write_jsonl
+from hub.localkafka import LocalKafka, find_free_base_port
+from tests.fault.delivery_check import load_sources
 from tests.integration.hubworld import HubWorld, hub_world
 from tests.ops.tools import free_port
 
@@ -159,3 +162,108 @@ def test_a_metrics_port_in_use_is_a_clear_config_error(world: HubWorld, tmp_path
         code, err = run_connector(config)
     assert code == 2, err
     assert "metrics.port: cannot serve /metrics" in err
+
+
+def _scrape(port: int) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            lines = r.read().decode().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        if line.startswith("govhub_connector_") and " " in line:
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_a_connector_rides_out_kafka_going_away(tmp_path: Path) -> None:
+    """The broker stops while a batch waits for it: the batch fails, and the connector
+    process, instead of ending, resumes from its checkpoint once Kafka is back. Every row
+    reaches the source topic; at most the one failed batch twice."""
+    broker = LocalKafka(
+        tmp_path / "kafka",
+        base_port=find_free_base_port(1),
+        heap_mb=384,
+        extra_config={"broker.heartbeat.interval.ms": "500", "broker.session.timeout.ms": "2000"},
+    )
+    bootstrap = broker.up(timeout=180)
+    proc: subprocess.Popen[str] | None = None
+    log_path = tmp_path / "connector.log"
+    try:
+        with hub_world(bootstrap, tmp_path, roles=("api",)) as world:
+            data = tmp_path / "dibao.jsonl"
+            write_jsonl(data, generate_records(120, invalid=0))
+            port = free_port()
+            config = tmp_path / "connector.toml"
+            config.write_text(
+                f"""
+[connector]
+name = "it-dibao-outage"
+type = "jsonl-file"
+resource = "dibao"
+batch_size = 40
+poll_interval_s = 0.05
+confirm_timeout_s = 2
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topic_prefix = "{world.config.kafka.topic_prefix}"
+
+[source]
+path = "{data}"
+
+[metrics]
+port = {port}
+"""
+            )
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVHUB_", "KAFKA_"))}
+            # Its log goes to a file: the client library logs every refused connection
+            # while the broker is away, more than a pipe holds.
+            with log_path.open("w") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "hub.cli", "connector", "run", str(config)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    text=True,
+                )
+            published = (
+                "govhub_connector_records_published_total"
+                '{connector="it-dibao-outage",resource="dibao"}'
+            )
+            restarts = 'govhub_connector_restarts_total{connector="it-dibao-outage"}'
+
+            def wait_for(predicate: Any, what: str, timeout: float = 90.0) -> dict[str, float]:
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    assert proc is not None and proc.poll() is None, log_path.read_text()[-3000:]
+                    seen = _scrape(port)
+                    if predicate(seen):
+                        return seen
+                    time.sleep(0.2)
+                raise AssertionError(f"{what}: {_scrape(port)}")
+
+            wait_for(lambda m: m.get(published) == 120, "the first rows published")
+            broker.down()
+            with data.open("ab") as f:
+                rows = generate_records(80, seed=9, invalid=0)
+                f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+            wait_for(lambda m: m.get(restarts, 0) >= 1, "a failed batch noticed")
+            broker.up(timeout=180)
+            # The counter counts every acknowledged record, the ones published again too.
+            wait_for(lambda m: m.get(published, 0) >= 200, "the rows published after the outage")
+            topic = world.runtime.state.topics.source("mzj", "dibao")
+            stored, repeated = load_sources(bootstrap, [topic])
+            assert {int(i.rsplit(":", 1)[1]) for i in stored} == set(range(1, 201))
+            assert len(repeated) <= 40, "more than the failed batch published twice"
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
+            err = log_path.read_text()
+            assert proc.returncode == 0, err[-3000:]
+            assert "Traceback" not in err, err[-3000:]
+            assert "resuming from the last checkpoint" in err
+        broker.down()

@@ -131,3 +131,18 @@ def test_mtls_subjects_are_unique() -> None:
     with pytest.raises(PartyError, match="already belongs to party mzj") as err:
         rules.check_mtls_subject(STREET.model_copy(update={"mtls_subject": "CN=mzj"}), taken)
     assert err.value.status == 409
+
+
+def test_token_hashes_carry_their_cost() -> None:
+    cheap = hash_token("t", cost=10)
+    assert cheap.startswith("scrypt:ln=10$") and verify_token("t", cheap)
+    assert not verify_token("u", cheap)
+    dear = hash_token("t", cost=16)
+    assert dear.startswith("scrypt:ln=16$") and verify_token("t", dear)
+    # The default cost keeps the original form, so hashes stored before still verify.
+    assert hash_token("t").startswith("scrypt$")
+    # A cost outside the allowed range is neither made nor accepted.
+    with pytest.raises(ValueError):
+        hash_token("t", cost=9)
+    for scheme in ("scrypt:ln=9", "scrypt:ln=30", "scrypt:n=10", "scrypt:ln=", "scrypt:"):
+        assert not verify_token("t", scheme + cheap[cheap.index("$") :])
