@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -111,6 +111,14 @@ class VerdictReceiver(Protocol):
     def receive_verdicts(
         self, records: Sequence[SourceRecord], rejections: Mapping[int, Rejection]
     ) -> None: ...
+
+
+@runtime_checkable
+class SignInAudited(Protocol):
+    """A source that signs callers in (the HTTP source) reports refused sign-ins to the
+    hub's audit trail through the ``write`` it is given."""
+
+    def audit_sign_ins(self, write: Callable[[Mapping[str, Any]], Any]) -> None: ...
 
 
 class Publisher:

@@ -22,9 +22,10 @@ from collections import deque
 from typing import Any
 
 from connectors.base import Source, SourceRecord
-from connectors.publisher import Batch, Publisher, VerdictReceiver
+from connectors.publisher import Batch, Publisher, SignInAudited, VerdictReceiver
 from connectors.spec import ConnectorSpec
 from hub import metrics
+from hub.audit.events import AuditWriter
 from hub.catalogue.known_regions import PartyRegions
 from hub.catalogue.model import Resource
 from hub.config import ConfigError
@@ -57,6 +58,7 @@ class ConnectorRunner:
             )
         ]
         self.publisher: Publisher | None = None
+        self._audit: AuditWriter | None = None  # refused sign-ins, for sources that sign in
         self._last_checkpoint = time.monotonic()
 
     def _open(self) -> Publisher:
@@ -78,6 +80,14 @@ class ConnectorRunner:
         regions = PartyRegions(parties)
         codec = registry.codec(latest.schema_id)
         self.source.bind(resource, codec, parties, regions)
+        if isinstance(self.source, SignInAudited):
+            self._audit = AuditWriter(
+                kafka.bootstrap_servers,
+                self.topics,
+                kafka.client_config,
+                role=f"connector-{self.spec.name}",
+            )
+            self.source.audit_sign_ins(self._audit.write)
         return Publisher(
             connector=self.spec.name,
             bootstrap_servers=kafka.bootstrap_servers,
@@ -172,5 +182,7 @@ class ConnectorRunner:
     def _close(self) -> None:
         if self.publisher is not None:
             self.publisher.close()
+        if self._audit is not None:
+            self._audit.close()
         for table in self._tables:
             table.stop()

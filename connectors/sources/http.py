@@ -27,11 +27,12 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import math
 import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.base import PartyRows, Source, SourceRecord
 from connectors.publisher import Rejection
+from hub.api.security import RateLimiter
+from hub.audit.events import AuditWriter, claimed_party, control_event
 from hub.catalogue.admission import Admission
 from hub.catalogue.known_regions import PartyRegions
 from hub.catalogue.model import Resource
@@ -188,6 +191,10 @@ class HttpSource(Source):
         self._verified: dict[str, str] = {}  # token SHA-256 → the party hash it matched
         self._verifying: dict[tuple[str, str], asyncio.Future[bool]] = {}  # checks under way
         self._refused: OrderedDict[str, None] = OrderedDict()
+        # Per address: 20 refused sign-ins at once, then one a second (as the api).
+        self._failed_sign_ins = RateLimiter(rate=1.0, burst=20)
+        self._audit: Callable[[Mapping[str, Any]], Any] | None = None
+        self._own_audit: AuditWriter | None = None
 
     @classmethod
     def from_config(cls, name: str, config: HttpSourceConfig) -> HttpSource:
@@ -214,6 +221,15 @@ class HttpSource(Source):
                     "(resource, bootstrap_servers, topic_prefix)"
                 )
             self._hub = await asyncio.to_thread(_load_hub, self.config.hub)
+            if self._audit is None:
+                access = self.config.hub
+                self._own_audit = AuditWriter(
+                    access.bootstrap_servers,
+                    Topics(access.topic_prefix),
+                    access.client_config,
+                    role=f"connector-{self.name}",
+                )
+                self._audit = self._own_audit.write
         elif self.config.auth == "parties" and self._hub.parties is None:
             raise ConfigError("source.auth: 'parties' needs the hub's parties table")
         app = web.Application(client_max_size=self.config.max_body_bytes)
@@ -294,6 +310,10 @@ class HttpSource(Source):
         if hub is not None and hub.tables:
             self._hub = None
             await asyncio.to_thread(_stop_tables, hub.tables)
+        own_audit, self._own_audit = self._own_audit, None
+        if own_audit is not None:
+            self._audit = None
+            await asyncio.to_thread(own_audit.close)
 
     def lag(self) -> float | None:
         return float(len(self._queue) + len(self._unacked))
@@ -316,8 +336,16 @@ class HttpSource(Source):
         hub = self._hub
         if self._stopping or hub is None:
             return _error(503, "the connector is stopping", retry_after=1)
-        refusal = await self._authenticate(request.headers.get("Authorization", ""), hub)
+        address = request.remote or "unknown"
+        wait = self._failed_sign_ins.wait_time(address)
+        if wait > 0:
+            # Before the slow hash: guessing tokens costs the guesser, not the hub.
+            return _error(429, "too many failed sign-ins from this address", math.ceil(wait))
+        authorization = request.headers.get("Authorization", "")
+        refusal = await self._authenticate(authorization, hub)
         if refusal is not None:
+            self._failed_sign_ins.take(address)
+            self._audit_refusal(request, authorization, hub, refusal)
             return refusal
         key = request.headers.get("Idempotency-Key")
         if key is not None:
@@ -422,6 +450,31 @@ class HttpSource(Source):
                 detail = error or "not a JSON object"
                 append(SourceRecord(record_id, None, position, b"", detail))
         return records
+
+    def audit_sign_ins(self, write: Callable[[Mapping[str, Any]], Any]) -> None:
+        """Send every refused sign-in to the hub's audit trail through ``write`` (an
+        :class:`~hub.audit.events.AuditWriter`'s), as the api and the gateway do."""
+        self._audit = write
+
+    def _audit_refusal(
+        self, request: web.Request, authorization: str, hub: _HubView, refusal: web.Response
+    ) -> None:
+        if self._audit is None:
+            return
+        try:
+            reason = str(orjson.loads(refusal.body)["error"])  # type: ignore[arg-type]
+        except (TypeError, ValueError, KeyError):
+            reason = ""
+        self._audit(
+            control_event(
+                claimed_party(authorization) or "anonymous",
+                "sign-in.failed",
+                target=f"connector:{self.name}",
+                resource=hub.resource.code,
+                outcome="failed",
+                detail={"remote": request.remote or "", "reason": reason, "path": request.path},
+            )
+        )
 
     async def _authenticate(self, header: str, hub: _HubView) -> web.Response | None:
         if not header.startswith("Bearer "):

@@ -3,7 +3,8 @@
 Who may do what (design §9; ``docs/operations.md`` "Kafka security")::
 
     conn-<dept>          write govhub.src.<dept>.* and govhub.dlq.<dept>; its checkpoints;
-                         read the catalogue, schemas and parties it admits records against
+                         read the catalogue, schemas and parties it admits records against;
+                         write audit (failed sign-ins at the HTTP source)
     govhub-router        read govhub.src.*; write the delivery, key, audit and dead-letter
                          topics; its transactional-id prefix and consumer group
     govhub-gateway       read the delivery topic; its consumer groups; the gateway directory;
@@ -198,10 +199,12 @@ def role_entries(names: HubKafkaNames, p: Principals) -> Iterator[AclEntry]:
 
 
 def connector_entries(department: str, t: Topics, p: Principals) -> Iterator[AclEntry]:
-    """A department's connector writes its own source and dead-letter topics only."""
+    """A department's connector writes its own source and dead-letter topics only (and
+    audit events: sign-ins its HTTP source refused)."""
     user = p.connector(department)
     yield from _topic(user, f"{t.source(department, '')}", W, D, prefixed=True)
     yield from _topic(user, t.dlq(department), W, D)
+    yield from _topic(user, t.audit, W)
     yield from _topic(user, t.connect_offsets, R, W)
     for table in (t.catalogue, t.schemas, t.parties):
         yield from _topic(user, table, R)

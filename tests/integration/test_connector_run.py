@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from hub.audit.store import read_topic
 from hub.demo.world import generate_records, write_jsonl
 from hub.localkafka import LocalKafka, find_free_base_port
 from tests.fault.delivery_check import load_sources
@@ -40,6 +42,41 @@ def run_connector(config: Path) -> tuple[int, str]:
         timeout=120,
     )
     return proc.returncode, proc.stderr
+
+
+def write_metered_connector(
+    config: Path, name: str, bootstrap: str, world: HubWorld, data: Path, port: int, extra: str = ""
+) -> None:
+    """A JSON-lines connector of ``data`` that serves its metrics on ``port``."""
+    config.write_text(
+        f"""
+[connector]
+name = "{name}"
+type = "jsonl-file"
+resource = "dibao"
+{extra}
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topic_prefix = "{world.config.kafka.topic_prefix}"
+
+[source]
+path = "{data}"
+
+[metrics]
+port = {port}
+"""
+    )
+
+
+def start_connector(config: Path, stderr: Any) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVHUB_", "KAFKA_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "connector", "run", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
 
 
 def test_connector_publishes_resumes_and_rejects(world: HubWorld, tmp_path: Path) -> None:
@@ -93,32 +130,8 @@ def test_a_running_connector_serves_its_metrics(world: HubWorld, tmp_path: Path)
     write_jsonl(data, generate_records(12, invalid=1))
     port = free_port()
     config = tmp_path / "connector.toml"
-    config.write_text(
-        f"""
-[connector]
-name = "it-dibao-metrics"
-type = "jsonl-file"
-resource = "dibao"
-
-[kafka]
-bootstrap_servers = "{world.bootstrap}"
-topic_prefix = "{world.config.kafka.topic_prefix}"
-
-[source]
-path = "{data}"
-
-[metrics]
-port = {port}
-"""
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVHUB_", "KAFKA_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "connector", "run", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    write_metered_connector(config, "it-dibao-metrics", world.bootstrap, world, data, port)
+    proc = start_connector(config, subprocess.PIPE)
     try:
         wanted = {
             'govhub_connector_records_read_total{connector="it-dibao-metrics"} 13.0',
@@ -197,38 +210,19 @@ def test_a_connector_rides_out_kafka_going_away(tmp_path: Path) -> None:
             write_jsonl(data, generate_records(120, invalid=0))
             port = free_port()
             config = tmp_path / "connector.toml"
-            config.write_text(
-                f"""
-[connector]
-name = "it-dibao-outage"
-type = "jsonl-file"
-resource = "dibao"
-batch_size = 40
-poll_interval_s = 0.05
-confirm_timeout_s = 2
-
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topic_prefix = "{world.config.kafka.topic_prefix}"
-
-[source]
-path = "{data}"
-
-[metrics]
-port = {port}
-"""
+            write_metered_connector(
+                config,
+                "it-dibao-outage",
+                bootstrap,
+                world,
+                data,
+                port,
+                "batch_size = 40\npoll_interval_s = 0.05\nconfirm_timeout_s = 2\n",
             )
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVHUB_", "KAFKA_"))}
             # Its log goes to a file: the client library logs every refused connection
             # while the broker is away, more than a pipe holds.
             with log_path.open("w") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "hub.cli", "connector", "run", str(config)],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    text=True,
-                )
+                proc = start_connector(config, log)
             published = (
                 "govhub_connector_records_published_total"
                 '{connector="it-dibao-outage",resource="dibao"}'
@@ -267,3 +261,61 @@ port = {port}
             assert "Traceback" not in err, err[-3000:]
             assert "resuming from the last checkpoint" in err
         broker.down()
+
+
+def test_the_http_source_audits_refused_sign_ins(world: HubWorld, tmp_path: Path) -> None:
+    """Through `govhub connector run`: a refused token is an audit event in the hub's
+    audit topic, naming the party the token claims and the connector."""
+    port = free_port()
+    config = tmp_path / "http.toml"
+    config.write_text(
+        f"""
+[connector]
+name = "it-dibao-http"
+type = "http"
+resource = "dibao"
+
+[kafka]
+bootstrap_servers = "{world.bootstrap}"
+topic_prefix = "{world.config.kafka.topic_prefix}"
+
+[source]
+port = {port}
+"""
+    )
+    with (tmp_path / "http.log").open("w") as log:
+        proc = start_connector(config, log)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/records"
+        request = urllib.request.Request(
+            url,
+            data=orjson.dumps(generate_records(1, invalid=0)),
+            headers={"Authorization": "Bearer ghp_mzj.not-the-token"},
+        )
+        deadline = time.monotonic() + 60
+        status = None
+        while status is None:
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "http.log"
+            ).read_text()[-3000:]
+            try:
+                urllib.request.urlopen(request, timeout=5)
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                time.sleep(0.3)  # not listening yet
+        assert status in (401, 403)
+        found: list[dict[str, Any]] = []
+        while not found and time.monotonic() < deadline:
+            for _, _, value in read_topic(world.bootstrap, world.runtime.state.topics.audit):
+                event = orjson.loads(value or b"{}")
+                if event.get("target") == "connector:it-dibao-http":
+                    found.append(event)
+            time.sleep(0.3)
+        assert found, "no audit event of the refused sign-in"
+        event = found[0]
+        assert event["action"] == "sign-in.failed" and event["actor"] == "mzj"
+        assert "not-the-token" not in orjson.dumps(event).decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -149,6 +149,32 @@ async def test_authentication(start: Callable[..., Any]) -> None:
         assert r.status == 403 and "suspended" in (await r.json())["error"]
 
 
+async def test_refused_sign_ins_are_audited_and_limited(start: Callable[..., Any]) -> None:
+    harness, http = await start()
+    events: list[dict[str, Any]] = []
+    harness.source.audit_sign_ins(events.append)
+    async with http.post(
+        harness.url, json=ROWS[:1], headers={"Authorization": "Bearer ghp_rsj.x"}
+    ) as r:
+        assert r.status == 401
+    (event,) = events
+    assert event["action"] == "sign-in.failed" and event["outcome"] == "failed"
+    assert event["actor"] == "rsj"  # the party the token claims, never the token itself
+    assert event["target"] == "connector:c" and event["resource"] == SAMPLE.resource.code
+    assert (
+        event["detail"]["remote"] == "127.0.0.1" and "ghp_rsj.x" not in orjson.dumps(event).decode()
+    )
+    # A good token is not audited; refusals past the burst are refused before the check.
+    async with http.post(harness.url, json=ROWS[:1], headers=AUTH) as r:
+        assert r.status == 200
+    statuses = []
+    for _ in range(25):
+        async with http.post(harness.url, json=ROWS[:1], headers={}) as r:
+            statuses.append(r.status)
+    assert statuses[:19] == [401] * 19 and set(statuses[19:]) == {429}
+    assert len(events) == 20 and all(e["actor"] == "anonymous" for e in events[1:])
+
+
 async def test_token_hashes_instead_of_parties(start: Callable[..., Any]) -> None:
     digest = "sha256:" + hashlib.sha256(TOKEN.encode()).hexdigest()
     harness, http = await start({}, auth="token-hashes", token_hashes=[digest])
