@@ -35,6 +35,10 @@ ROUTER_FRAMES = Counter(
 ROUTER_FRAME_BYTES = Counter(
     "govhub_router_frame_bytes_total", "Bytes of delivery frames written", ["resource", "tier"]
 )
+ROUTER_RESTARTS = Counter(
+    "govhub_router_restarts_total",
+    "Times the router started again in its process after a fatal Kafka producer error",
+)
 ROUTER_UNROUTED = Counter(
     "govhub_router_unrouted_records_total",
     "Source records that matched no active subscription",

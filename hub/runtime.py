@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
+from confluent_kafka import KafkaError, KafkaException
 
-from hub import kafka
+from hub import kafka, metrics
 from hub.api.app import build_app
 from hub.audit.notary import Notary, NotaryConfig
 from hub.audit.signing import ensure_signing_key
@@ -26,6 +27,9 @@ from hub.topics import ensure_hub_topics
 log = logging.getLogger(__name__)
 
 ROLES = ("api", "router", "gateway", "audit", "data-service")
+# A router that hit a fatal Kafka error starts again after these pauses (doubling to the max).
+ROUTER_RESTART_FIRST_S = 1.0
+ROUTER_RESTART_MAX_S = 30.0
 
 
 class StartupError(Exception):
@@ -154,12 +158,36 @@ class HubRuntime:
         self._threads.append(thread)
 
     def _run_router(self) -> None:
-        assert self.router is not None
-        try:
-            self.router.run(self._stop)
-        except Exception as exc:
-            log.exception("router stopped with an error")
-            self.failure = f"router stopped with an error: {exc}"
+        """Run the router; after a fatal producer error (the transactional producer cannot
+        go on, e.g. after a broker failed mid-transaction) it starts again with a new
+        consumer and producer under the same transactional id, which aborts what was left
+        open, and re-reads from the last commit — what a supervisor restarting the process
+        would do, without the restart."""
+        pause = ROUTER_RESTART_FIRST_S
+        while True:
+            assert self.router is not None
+            try:
+                self.router.run(self._stop)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if self._stop.is_set() or not (isinstance(error, KafkaError) and error.fatal()):
+                    log.exception("router stopped with an error")
+                    self.failure = f"router stopped with an error: {exc}"
+                    return
+                metrics.ROUTER_RESTARTS.inc()
+                log.warning(
+                    "router starts again after a fatal Kafka error",
+                    extra={"error": str(error), "pause_s": pause},
+                )
+            except Exception as exc:
+                log.exception("router stopped with an error")
+                self.failure = f"router stopped with an error: {exc}"
+                return
+            if self._stop.wait(pause):
+                return
+            pause = min(pause * 2, ROUTER_RESTART_MAX_S)
+            self.router = RouterService(self.config, self.state, self.kms)
 
     def _run_notary(self) -> None:
         assert self.notary is not None

@@ -14,9 +14,9 @@ Checks, in order, for every frame event:
    :class:`WrongKey`, :class:`FrameRejected` otherwise;
 3. its source offsets follow the last ones processed (replays are skipped).
 
-Transient trouble — the gateway restarting, a dropped connection, ``slow-consumer`` —
-is retried with backoff and jitter over the configured gateway URLs; a redirect to the
-partition's owner is followed. Refusals that retrying cannot fix raise at once:
+Transient trouble — the gateway restarting, a dropped connection, ``slow-consumer``, the
+api unreachable for a key — is retried with backoff and jitter over the configured gateway
+URLs; a redirect to the partition's owner is followed. Refusals that retrying cannot fix raise at once:
 :class:`SubscriptionRevoked` (revoked, suspended, expired, party suspended, token expired
 or rotated), :class:`GatewayRefused`, :class:`StreamReplaced`.
 """
@@ -43,10 +43,12 @@ from yarl import URL
 from connectors.base import Backpressure
 from connectors.sdk.errors import (
     GatewayRefused,
+    KeyFetchError,
     SequenceGap,
     StreamReplaced,
     SubscriberError,
     SubscriptionRevoked,
+    WrongKey,
 )
 from connectors.sdk.frames import FrameOpener
 from connectors.sdk.hubclient import HubClient
@@ -555,12 +557,16 @@ class GatewaySubscriber:
                     end = event
                     break
                 good = chain.next_offset
-        except SubscriberError:
+        except SubscriberError as exc:
             # Keep what verified before the bad frame: the stored cursor then points at it,
             # and a rerun stops at the same frame with the same error.
             chain.next_offset = good
             if moved and records:
                 self._store(records, chain, sequence, force=True)
+            if isinstance(exc, KeyFetchError) and not isinstance(exc, WrongKey):
+                # The hub's api is away (restarting) or not caught up: the stream resumes
+                # from the stored cursor after the usual backoff, and the frame comes again.
+                raise _Transient(f"key release: {exc}") from exc
             raise
         if moved:
             self._store(records, chain, sequence)

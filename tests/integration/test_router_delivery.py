@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from hub import kafka
 from hub.crypto.frames import peek_header
@@ -130,3 +131,29 @@ def test_a_policy_change_gives_the_recipient_a_new_data_key(world: HubWorld) -> 
     assert len(after["jianwai-yonganli"]) == 2
     assert after["chaowai-shenlu"] == before["chaowai-shenlu"]
     assert after["rsj"] == before["rsj"]
+
+
+def test_a_fenced_router_starts_again_in_its_process(world: HubWorld) -> None:
+    """Another producer takes the router's transactional id: the router's producer is
+    fenced (a fatal error). The router starts again in its process — new producer, same
+    id, fencing the intruder in turn — and goes on from its last commit: every record
+    arrives once."""
+    rows = generate_records(60, invalid=0)
+    world.publish(rows[:30])
+    assert world.receive("rsj", 30).records == 30
+    restarts = REGISTRY.get_sample_value("govhub_router_restarts_total") or 0.0
+    intruder = kafka.producer(
+        world.bootstrap, "intruder", transactional_id=world.config.router.transactional_id
+    )
+    intruder.init_transactions(30)
+    world.publish(rows[30:], start=30)
+    deadline = time.monotonic() + 60
+    while (REGISTRY.get_sample_value("govhub_router_restarts_total") or 0.0) <= restarts:
+        assert time.monotonic() < deadline, "the fenced router did not start again"
+        time.sleep(0.2)
+    # The same sink goes on from its cursor: the 30 records published since.
+    assert world.receive("rsj", 30).records == 30
+    lines = (world.tmp / "received" / "rsj.jsonl").read_bytes().splitlines()
+    ids = [orjson.loads(line)["record_id"] for line in lines]
+    assert sorted(ids) == sorted(f"test:{i}" for i in range(60))
+    assert world.runtime.failure is None
