@@ -35,9 +35,11 @@ ROUTER_FRAMES = Counter(
 ROUTER_FRAME_BYTES = Counter(
     "govhub_router_frame_bytes_total", "Bytes of delivery frames written", ["resource", "tier"]
 )
-ROUTER_RESTARTS = Counter(
-    "govhub_router_restarts_total",
-    "Times the router started again in its process after a fatal Kafka producer error",
+ROLE_RESTARTS = Counter(
+    "govhub_role_restarts_total",
+    "Times a transactional role (router, audit notary) started again in its process "
+    "after a fatal Kafka producer error",
+    ["role"],
 )
 ROUTER_UNROUTED = Counter(
     "govhub_router_unrouted_records_total",

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 from confluent_kafka import KafkaError, KafkaException
@@ -27,9 +28,10 @@ from hub.topics import ensure_hub_topics
 log = logging.getLogger(__name__)
 
 ROLES = ("api", "router", "gateway", "audit", "data-service")
-# A router that hit a fatal Kafka error starts again after these pauses (doubling to the max).
-ROUTER_RESTART_FIRST_S = 1.0
-ROUTER_RESTART_MAX_S = 30.0
+# A router or notary that hit a fatal Kafka error starts again after these pauses (doubling
+# up to the max).
+ROLE_RESTART_FIRST_S = 1.0
+ROLE_RESTART_MAX_S = 30.0
 
 
 class StartupError(Exception):
@@ -109,17 +111,7 @@ class HubRuntime:
             self.router = RouterService(cfg, self.state, self.kms)
             self._spawn("router", self._run_router)
         if "audit" in self.roles:
-            self.notary = Notary(
-                cfg.kafka.bootstrap_servers,
-                self.state.topics,
-                ensure_signing_key(self.state.keys, self.kms),
-                NotaryConfig(
-                    transactional_id=f"{cfg.kafka.topic_prefix}govhub-audit-notary",
-                    group_id=f"{cfg.kafka.topic_prefix}govhub-audit-notary",
-                    alg="sm3" if cfg.router.suite == "SM4-GCM" else "sha256",
-                ),
-                cfg.kafka.client_config,
-            )
+            self.notary = self._new_notary()
             self._spawn("audit", self._run_notary)
         if "gateway" in self.roles:
             self.gateway = GatewayService(cfg, self.state, self.kms)
@@ -157,45 +149,67 @@ class HubRuntime:
         thread.start()
         self._threads.append(thread)
 
+    def _new_notary(self) -> Notary:
+        cfg = self.config
+        return Notary(
+            cfg.kafka.bootstrap_servers,
+            self.state.topics,
+            ensure_signing_key(self.state.keys, self.kms),
+            NotaryConfig(
+                transactional_id=f"{cfg.kafka.topic_prefix}govhub-audit-notary",
+                group_id=f"{cfg.kafka.topic_prefix}govhub-audit-notary",
+                alg="sm3" if cfg.router.suite == "SM4-GCM" else "sha256",
+            ),
+            cfg.kafka.client_config,
+        )
+
     def _run_router(self) -> None:
-        """Run the router; after a fatal producer error (the transactional producer cannot
-        go on, e.g. after a broker failed mid-transaction) it starts again with a new
-        consumer and producer under the same transactional id, which aborts what was left
-        open, and re-reads from the last commit — what a supervisor restarting the process
-        would do, without the restart."""
-        pause = ROUTER_RESTART_FIRST_S
+        def new_router() -> Any:
+            self.router = RouterService(self.config, self.state, self.kms)
+            return self.router
+
+        self._run_restarting("router", self.router, new_router)
+
+    def _run_notary(self) -> None:
+        def new_notary() -> Any:
+            self.notary = self._new_notary()
+            return self.notary
+
+        self._run_restarting("audit notary", self.notary, new_notary)
+
+    def _run_restarting(self, name: str, first: Any, new: Callable[[], Any]) -> None:
+        """Run a transactional role (router, notary). After a fatal producer error (the
+        producer cannot go on, e.g. fenced, or in an invalid transaction state after a
+        broker failed mid-transaction) the role starts again with a new consumer and
+        producer under the same transactional id, which aborts what was left open, and
+        re-reads from its last commit: what a supervisor restarting the process would do,
+        without the restart."""
+        role, pause = first, ROLE_RESTART_FIRST_S
         while True:
-            assert self.router is not None
+            assert role is not None
             try:
-                self.router.run(self._stop)
+                role.run(self._stop)
                 return
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None
                 if self._stop.is_set() or not (isinstance(error, KafkaError) and error.fatal()):
-                    log.exception("router stopped with an error")
-                    self.failure = f"router stopped with an error: {exc}"
+                    log.exception("%s stopped with an error", name)
+                    self.failure = f"{name} stopped with an error: {exc}"
                     return
-                metrics.ROUTER_RESTARTS.inc()
+                metrics.ROLE_RESTARTS.labels(name).inc()
                 log.warning(
-                    "router starts again after a fatal Kafka error",
+                    "%s starts again after a fatal Kafka error",
+                    name,
                     extra={"error": str(error), "pause_s": pause},
                 )
             except Exception as exc:
-                log.exception("router stopped with an error")
-                self.failure = f"router stopped with an error: {exc}"
+                log.exception("%s stopped with an error", name)
+                self.failure = f"{name} stopped with an error: {exc}"
                 return
             if self._stop.wait(pause):
                 return
-            pause = min(pause * 2, ROUTER_RESTART_MAX_S)
-            self.router = RouterService(self.config, self.state, self.kms)
-
-    def _run_notary(self) -> None:
-        assert self.notary is not None
-        try:
-            self.notary.run(self._stop)
-        except Exception as exc:
-            log.exception("audit notary stopped with an error")
-            self.failure = f"audit notary stopped with an error: {exc}"
+            pause = min(pause * 2, ROLE_RESTART_MAX_S)
+            role = new()
 
     def _run_gateway(self) -> None:
         assert self.gateway is not None

@@ -13,13 +13,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from hub import kafka
 from hub.audit.commands import published_key
 from hub.audit.events import AuditWriter, control_event
 from hub.audit.store import read_log, read_topic
 from hub.audit.verify import verify_log
-from hub.config import load_config
+from hub.config import isolated_config, load_config
+from hub.runtime import HubRuntime
 from hub.topics import Topics, ensure_hub_topics
 
 pytestmark = pytest.mark.integration
@@ -116,3 +118,54 @@ def test_notary_resumes_after_kill_9_without_gaps_or_repeats(
     assert report.ok, [str(f) for f in report.findings]
     assert links == events == written
     assert sum(s.checkpoints for s in report.partitions.values()) >= 1
+
+
+def _notary_restarts() -> float:
+    return REGISTRY.get_sample_value("govhub_role_restarts_total", {"role": "audit notary"}) or 0.0
+
+
+def test_a_fenced_notary_starts_again_in_its_process(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Another producer takes the notary's transactional id: its producer is fenced (a
+    fatal error). The notary starts again in its process and chains every event once."""
+    prefix = f"it{uuid.uuid4().hex[:8]}."
+    config = isolated_config(kafka_bootstrap, prefix, tmp_path / "state")
+    topics = Topics(prefix)
+    runtime = HubRuntime(config, ("audit",))
+    runtime.start()
+    writer = AuditWriter(kafka_bootstrap, topics)
+    try:
+        runtime.wait_ready()
+
+        def write(count: int, start: int) -> None:
+            for i in range(start, start + count):
+                writer.write(control_event("actor", "party.update", target=f"p{i}"))
+            writer.flush()
+
+        def chained(expected: int) -> None:
+            deadline = time.monotonic() + 60
+            while _links(kafka_bootstrap, topics) < expected:
+                assert runtime.failure is None, runtime.failure
+                assert time.monotonic() < deadline, f"fewer than {expected} events chained"
+                time.sleep(0.2)
+
+        write(100, 0)
+        chained(100)
+        restarts = _notary_restarts()
+        intruder = kafka.producer(
+            kafka_bootstrap, "intruder", transactional_id=f"{prefix}govhub-audit-notary"
+        )
+        intruder.init_transactions(30)
+        write(100, 100)
+        deadline = time.monotonic() + 60
+        while _notary_restarts() <= restarts:
+            assert time.monotonic() < deadline, "the fenced notary did not start again"
+            time.sleep(0.2)
+        chained(200)
+        audit_log = read_log(kafka_bootstrap, topics.audit, topics.audit_chain)
+        report = verify_log(audit_log, published_key(config, topics))
+        assert report.ok, [str(f) for f in report.findings]
+        assert _links(kafka_bootstrap, topics) == 200
+        assert runtime.failure is None
+    finally:
+        writer.close()
+        runtime.stop()
