@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from hub import metrics
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 FREEZE_AFTER_STREAMS = 500
 FREEZE_AFTER_S = 60.0
 YOUNG_THRESHOLDS = (20_000, 50, 100)
+RECENT_PAUSES = 64
 
 
 class HeapKeeper:
@@ -37,6 +39,9 @@ class HeapKeeper:
         self.pause_total_s = 0.0
         self.pause_max_s = 0.0
         self.collections = [0, 0, 0]
+        # (wall clock, generation, seconds) of the latest pauses: a benchmark matches them
+        # against the window it measured.
+        self.recent: deque[tuple[float, int, float]] = deque(maxlen=RECENT_PAUSES)
         self._last_freeze = 0.0
         self._last_collect = 0.0
         self._started = 0.0
@@ -71,6 +76,7 @@ class HeapKeeper:
         self.pause_max_s = max(self.pause_max_s, pause)
         generation = int(info.get("generation", 0))
         self.collections[generation] += 1
+        self.recent.append((time.time(), generation, pause))
         metrics.GATEWAY_GC_PAUSE.labels(str(generation)).observe(pause)
 
     def stream_opened(self) -> None:
@@ -104,4 +110,5 @@ class HeapKeeper:
             "gc_pause_max_s": round(self.pause_max_s, 3),
             "gc_collections": list(self.collections),
             "gc_frozen_objects": gc.get_freeze_count(),
+            "gc_recent": [[round(at, 3), gen, round(pause, 4)] for at, gen, pause in self.recent],
         }

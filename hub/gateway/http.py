@@ -51,7 +51,9 @@ from hub.gateway.wire import (
     frame_json,
     parse_cursor,
     sse_event,
+    sse_frame_event,
     ws_frame_message,
+    ws_frame_payload,
 )
 from hub.parties.model import Party
 
@@ -257,7 +259,7 @@ class StreamEndpoints:
         self,
         session: Session,
         transport: asyncio.Transport,
-        encode: Callable[[int, FrameEvent, str], bytes],
+        encode: Callable[[int, int, DeliveryFrame], bytes],
     ) -> Callable[[DeliveryFrame], bool]:
         """A writer the fan-out may call while the handler is parked: the frame goes to
         the socket at once, in the same bytes the handler would write, with no task
@@ -268,20 +270,16 @@ class StreamEndpoints:
         def direct(frame: DeliveryFrame) -> bool:
             if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_LIMIT:
                 return False
-            event = FrameEvent(
-                session.told, frame.offset, frame.entries, frame.timestamp_ms, frame.value
-            )
-            data = encode(partition, event, "" if encode is _ws_binary else frame.b64())
+            data = encode(partition, session.told, frame)
             transport.write(data)
             session.told = frame.offset + 1
             session.last_sent = time.monotonic()
-            sent.add(
+            sent.add_one(
                 session.tier,
                 session.protocol,
-                1,
                 len(data),
                 frame.entries,
-                [max(0.0, time.time() - frame.timestamp_ms / 1000)],
+                max(0.0, time.time() - frame.timestamp_ms / 1000),
             )
             return True
 
@@ -357,10 +355,13 @@ class StreamEndpoints:
                 await response.write(_SSE_HEARTBEAT)
             elif isinstance(item, list):
                 chunks = [
-                    sse_event(
-                        "frame",
-                        frame_json(frame, _b64(frame.frame)),
-                        format_cursor(partition, frame.next_offset),
+                    sse_frame_event(
+                        partition,
+                        frame.after,
+                        frame.offset,
+                        frame.entries,
+                        frame.timestamp_ms,
+                        base64.b64encode(frame.frame),
                     )
                     for frame in item
                 ]
@@ -523,25 +524,23 @@ class StreamEndpoints:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-def _sse_chunk(partition: int, event: FrameEvent, frame_b64: str) -> bytes:
+def _sse_chunk(partition: int, after: int, frame: DeliveryFrame) -> bytes:
     """A frame event as one HTTP/1.1 chunk of the SSE response (aiohttp streams it
     chunked; the handler's own writes are whole chunks too, so they interleave cleanly)."""
-    data = sse_event(
-        "frame", frame_json(event, frame_b64), format_cursor(partition, event.next_offset)
-    )
+    data = _sse_raw(partition, after, frame)
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-def _sse_raw(partition: int, event: FrameEvent, frame_b64: str) -> bytes:
+def _sse_raw(partition: int, after: int, frame: DeliveryFrame) -> bytes:
     """A frame event on an unchunked SSE response (an HTTP/1.0 client)."""
-    return sse_event(
-        "frame", frame_json(event, frame_b64), format_cursor(partition, event.next_offset)
+    return sse_frame_event(
+        partition, after, frame.offset, frame.entries, frame.timestamp_ms, frame.b64_ascii()
     )
 
 
-def _ws_binary(partition: int, event: FrameEvent, unused: str) -> bytes:
+def _ws_binary(partition: int, after: int, frame: DeliveryFrame) -> bytes:
     """A frame event as one unmasked, unfragmented binary WebSocket frame (RFC 6455)."""
-    payload = ws_frame_message(event)
+    payload = ws_frame_payload(after, frame.offset, frame.entries, frame.timestamp_ms, frame.value)
     size = len(payload)
     if size < 126:
         head = bytes((0x82, size))

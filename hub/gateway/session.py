@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from hub.gateway.access import PartyAccess
 from hub.gateway.pacing import Pacer
+from hub.gateway.timers import WakeWheel
 from hub.gateway.wire import EndEvent, FrameEvent, PositionEvent, StreamProtocol
 
 if TYPE_CHECKING:
@@ -62,15 +63,19 @@ class DeliveryFrame:
         self.entries = entries
         self.timestamp_ms = timestamp_ms
         self.value = value
-        self._b64: str | None = None
+        self._b64: bytes | None = None
 
     @property
     def size(self) -> int:
         return len(self.value)
 
     def b64(self) -> str:
+        return self.b64_ascii().decode("ascii")
+
+    def b64_ascii(self) -> bytes:
+        """The frame in base64, encoded once for every stream it goes to."""
         if self._b64 is None:
-            self._b64 = base64.b64encode(self.value).decode("ascii")
+            self._b64 = base64.b64encode(self.value)
         return self._b64
 
     def __repr__(self) -> str:
@@ -109,9 +114,9 @@ class Session:
         "state",
         "tail",
         "throttled_s",
-        "ticked",
         "told",
-        "wake_at",
+        "wake_slot",
+        "wheel",
     )
 
     def __init__(
@@ -148,10 +153,11 @@ class Session:
         self.throttled_s = 0.0
         self.auth_fingerprint: str | None = None
         self.on_abort: Callable[[], None] | None = None
-        # With ``ticked`` the owner wakes the stream when ``wake_at`` passes (one sweep for
-        # thousands of idle streams); otherwise each wait arms a timer of its own.
-        self.ticked = False
-        self.wake_at = 0.0
+        # With a ``wheel`` the owner's sweep ends the stream's waits (one sweep for
+        # thousands of idle streams, hub/gateway/timers.py); otherwise each wait arms a
+        # timer of its own.
+        self.wheel: WakeWheel | None = None
+        self.wake_slot = 0
         # While the connection handler is parked (nothing queued, nothing being written),
         # the fan-out may hand a live frame straight to ``direct``, which writes it to the
         # socket at once; it returns False when the socket is backed up (then the frame is
@@ -222,9 +228,10 @@ class Session:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
+        wheel = self.wheel
         try:
-            if self.ticked:
-                self.wake_at = time.monotonic() + timeout
+            if wheel is not None:
+                wheel.file(self, time.monotonic() + timeout)
                 await waiter
             else:
                 await asyncio.wait_for(waiter, timeout)
@@ -232,12 +239,8 @@ class Session:
             pass
         finally:
             self._waiter = None
-            self.wake_at = 0.0
-
-    def tick(self, now: float) -> None:
-        """Wake the stream if its wait is over (the owner's sweep calls this)."""
-        if self.wake_at and now >= self.wake_at:
-            self.wake()
+            if wheel is not None and self.wake_slot:
+                wheel.unfile(self)
 
     async def pull(
         self,

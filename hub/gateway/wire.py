@@ -280,16 +280,36 @@ def frame_json(event: FrameEvent, frame_b64: str) -> bytes:
     )
 
 
+_SSE_FRAME = (
+    b"id: %d:%d\nevent: frame\n"
+    b'data: {"type":"frame","after":%d,"offset":%d,"entries":%d,"ts":%d,"frame":"%b"}\n\n'
+)
+
+
+def sse_frame_event(
+    partition: int, after: int, offset: int, entries: int, timestamp_ms: int, frame_b64: bytes
+) -> bytes:
+    """A frame event in SSE form — byte for byte ``sse_event("frame", frame_json(...),
+    cursor)`` — formatted in one step: the fan-out writes one per frame and stream."""
+    return _SSE_FRAME % (partition, offset + 1, after, offset, entries, timestamp_ms, frame_b64)
+
+
 def sse_event(name: str, data: bytes, event_id: str | None = None) -> bytes:
     head = b"" if event_id is None else b"id: " + event_id.encode() + b"\n"
     return head + b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def ws_frame_message(event: FrameEvent) -> bytes:
-    head = _WS_FRAME.pack(
-        WS_FRAME_TYPE, event.after, event.offset, event.entries, event.timestamp_ms
+    return ws_frame_payload(
+        event.after, event.offset, event.entries, event.timestamp_ms, event.frame
     )
-    return head + event.frame
+
+
+def ws_frame_payload(
+    after: int, offset: int, entries: int, timestamp_ms: int, frame: bytes
+) -> bytes:
+    """The binary message of a frame event (``ws_frame_message`` without the event)."""
+    return _WS_FRAME.pack(WS_FRAME_TYPE, after, offset, entries, timestamp_ms) + frame
 
 
 def decode_ws_binary(message: bytes) -> FrameEvent:

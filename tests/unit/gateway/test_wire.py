@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+from typing import Literal
 
 import orjson
 import pytest
@@ -31,8 +32,9 @@ from hub.gateway.wire import (
     ws_frame_message,
 )
 
+_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
 names = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40
+    alphabet=st.characters(codec="utf-8", exclude_categories=_SURROGATES), min_size=1, max_size=40
 )
 
 
@@ -138,3 +140,33 @@ def test_frame_address_agrees_with_the_header_and_checks_the_key(
 @given(st.binary(max_size=200), st.one_of(st.none(), st.binary(max_size=10)))
 def test_frame_address_never_raises(data: bytes, key: bytes | None) -> None:
     frame_address(data, key)
+
+
+offsets = st.integers(min_value=0, max_value=2**63 - 2)
+
+
+@given(
+    st.integers(min_value=0, max_value=2**31 - 1),
+    offsets,
+    offsets,
+    st.integers(min_value=0, max_value=2**32 - 1),
+    st.integers(min_value=0, max_value=2**62),
+    st.binary(max_size=300),
+)
+def test_the_fan_outs_one_step_encodings_equal_the_event_encodings(
+    partition: int, after: int, offset: int, entries: int, ts: int, raw: bytes
+) -> None:
+    from hub.gateway.http import _sse_chunk, _sse_raw, _ws_binary
+    from hub.gateway.wire import format_cursor, sse_frame_event, ws_frame_payload
+
+    event = FrameEvent(after, offset, entries, ts, raw)
+    frame = DeliveryFrame(partition, offset, "r", "s", entries, ts, raw)
+    composed = sse_event(
+        "frame", frame_json(event, frame.b64()), format_cursor(partition, offset + 1)
+    )
+    one_step = sse_frame_event(partition, after, offset, entries, ts, base64.b64encode(raw))
+    assert one_step == composed == _sse_raw(partition, after, frame)
+    assert _sse_chunk(partition, after, frame) == b"%x\r\n%b\r\n" % (len(composed), composed)
+    assert ws_frame_payload(after, offset, entries, ts, raw) == ws_frame_message(event)
+    message = ws_frame_message(event)
+    assert _ws_binary(partition, after, frame).endswith(message)
