@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
 import re
 import socket as pysocket
 import time
@@ -34,6 +35,7 @@ from aiohttp import WSMsgType, web
 
 from hub import metrics
 from hub.api.auth import AuthError
+from hub.api.security import RateLimiter
 from hub.audit.events import claimed_party, control_event
 from hub.gateway.service import GatewayError, GatewayService
 from hub.gateway.session import DeliveryFrame, Session
@@ -72,6 +74,7 @@ def _error(status: int, message: str, reason: str, headers: dict[str, str] | Non
         401: web.HTTPUnauthorized,
         403: web.HTTPForbidden,
         409: web.HTTPConflict,
+        429: web.HTTPTooManyRequests,
         503: web.HTTPServiceUnavailable,
     }[status]
     metrics.GATEWAY_CONNECTS.labels(reason).inc()
@@ -99,14 +102,30 @@ def _certificate_subject(request: web.Request) -> str | None:
 class StreamEndpoints:
     def __init__(self, service: GatewayService) -> None:
         self.svc = service
+        # Per address: 20 refused tokens or certificates at once, then one a second (as
+        # the api). Refused resume tickets do not count: a client then signs in with its
+        # token, and a whole office behind one address may do so at once.
+        self.failed_sign_ins = RateLimiter(rate=1.0, burst=20)
 
     # -- authentication ------------------------------------------------------------------
     async def authenticate(self, request: web.Request) -> tuple[Party, str | None]:
         """The calling party and the token fingerprint its stream is bound to; a refused
         credential is audited (``sign-in.failed``, the claimed party, never the secret)."""
+        address = request.remote or "unknown"
+        wait = self.failed_sign_ins.wait_time(address)
+        if wait > 0:
+            # Before the slow hash: guessing tokens costs the guesser, not the hub.
+            raise _error(
+                429,
+                "too many failed sign-ins from this address; retry later",
+                "sign-in-limited",
+                {"Retry-After": str(math.ceil(wait))},
+            )
         try:
             return await self._authenticate(request)
         except web.HTTPUnauthorized as exc:
+            if exc.headers.get(REASON_HEADER) != "ticket":
+                self.failed_sign_ins.take(address)
             claimed = claimed_party(request.headers.get("Authorization"))
             self.svc.audit.write(
                 control_event(

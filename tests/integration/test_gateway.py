@@ -615,6 +615,30 @@ def test_bad_requests_get_clear_answers(world: GatewayWorld) -> None:
     assert "not-its-secret" not in orjson.dumps(failed).decode()
 
 
+def test_failed_sign_ins_are_limited_per_address(world: GatewayWorld) -> None:
+    """Twenty refused tokens from one address, then 429 with Retry-After before any token
+    is checked — the right one too, until the bucket refills (one a second)."""
+    url = world.runtime.gateway_url + "/v1/stream/sse"
+
+    async def probe() -> list[tuple[int, str | None]]:
+        token = world.members["rsj"].token
+        async with aiohttp.ClientSession() as http:
+            out = []
+            for headers in [{"Authorization": "Bearer ghp_rsj.guess"}] * 22 + [
+                {"Authorization": f"Bearer {token}"}
+            ]:
+                async with http.get(url, headers=headers) as response:
+                    out.append((response.status, response.headers.get("Retry-After")))
+            return out
+
+    answers = asyncio.run(probe())
+    assert [status for status, _ in answers[:20]] == [401] * 20
+    assert all(status == 429 and retry for status, retry in answers[20:])
+    # Only the refused credentials are audited, not the requests turned away before.
+    failed = _audit_events(world, lambda e: e.get("action") == "sign-in.failed", 20)
+    assert len(failed) == 20
+
+
 def _audit_events(
     world: GatewayWorld, wanted: Callable[[dict[str, Any]], bool], count: int
 ) -> list[dict[str, Any]]:
