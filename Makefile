@@ -4,7 +4,7 @@ STAMP   := .venv/.govhub-installed
 PYTEST_ARGS ?=
 
 .PHONY: help demo test unit integration lint format typecheck bench bench-exchange \
-	bench-registry bench-connectors bench-gateway bench-data-service bench-all kafka-up kafka-down clean \
+	bench-registry bench-connectors bench-gateway bench-data-service bench-soak bench-all kafka-up kafka-down clean \
 	ops-test metrics-doc dashboards deploy-files generated console-screenshots console-assets
 
 help:  ## list the targets
@@ -62,6 +62,9 @@ bench-gateway: $(STAMP)  ## 10,000 subscriber streams on one gateway process
 
 bench-data-service: $(STAMP)  ## key lookups and verifications vs a plain handler, 1M records
 	$(PY) benchmarks/data_service.py
+
+bench-soak: $(STAMP)  ## 30 minutes of the whole path at half load: memory flat, nothing lost
+	$(PY) benchmarks/soak.py --minutes 30 --json benchmarks/results/soak-$$(date -u +%Y-%m-%d).json
 
 ops-test: $(STAMP)  ## operations: promtool rule tests, real Prometheus on a live hub, deploy/ checks
 	$(PY) -m pytest -q tests/ops $(PYTEST_ARGS)

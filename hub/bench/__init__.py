@@ -29,6 +29,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "router throughput vs subscribers, recipients, record size, routers, brokers",
     ),
     "latency": ("hub.bench.latency", "end-to-end p50/p99/p99.9 at 10, 50, 90 % of max rate"),
+    "soak": (
+        "hub.bench.soak",
+        "the whole exchange path at half load for 30 minutes: memory flat, nothing lost",
+    ),
     "all": ("hub.bench.all", "every benchmark in one run: JSON, PNG plots, Markdown summary"),
 }
 
