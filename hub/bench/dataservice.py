@@ -3,9 +3,11 @@
 One broker and three processes besides it, in one run: a plain aiohttp app whose handler
 returns a constant JSON body (the baseline), the data service (``govhub serve --roles
 data-service``, the real thing: token check, subscription grant, rate limit, RocksDB read,
-Avro decode, the subscription's view, one audit event produced to Kafka per call) and the
-load generator ``wrk`` (C, so the client is not what is measured). Both servers run on
-CPU 0, wrk on CPU 1.
+Avro decode, the subscription's view, one audit event per call, produced to Kafka in
+chunks) and the load generator ``wrk`` (C, so the client is not what is measured). Both
+servers run on CPU 0, wrk on CPU 1. Every scenario uses the same client, connection count
+and kind of request generation (a Lua ``request()`` per call), and each run records wrk's
+own CPU use (``client_cpu_pct_rounds``): near 100 % would mean the client set the rate.
 
 Figures:
 
@@ -13,11 +15,12 @@ Figures:
   ``/readyz`` answering 200 with every source record materialised (process start included);
   ``settle_s`` — then until the process is idle (RocksDB compacting the new store in the
   background), before the calls are measured;
-* ``requests_per_s`` per scenario (``plain``: ``GET`` of the constant handler,
-  ``plain_post``: the verification ``POST`` sent to the constant handler, ``lookup``: ``GET``
-  one record by a random key, ``verify``: ``POST`` a name claim for a random key, half of
-  them wrong) with wrk's closed loop at full load; ``ratio_to_plain`` against ``plain``
-  and, for ``verify``, ``ratio_to_plain_same_request`` against ``plain_post``;
+* ``requests_per_s`` per scenario (``plain``: the lookup's ``GET`` sent to the constant
+  handler, ``plain_post``: the verification ``POST`` sent to the constant handler,
+  ``lookup``: ``GET`` one record by a random key, ``verify``: ``POST`` a name claim for a
+  random key, half of them wrong) with wrk's closed loop at full load; ``ratio_to_plain``
+  against ``plain`` and, for ``verify``, ``ratio_to_plain_same_request`` against
+  ``plain_post``;
 * ``p99_ms_at_half_load`` — each of ``--paced-connections`` (16) connections paces its
   requests (wrk ``delay()``) so the offered load is at most half the measured full-load
   rate; wrk's latency distribution. (With 32 paced connections, requests arrive in bursts
@@ -42,6 +45,7 @@ import datetime
 import decimal
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -224,9 +228,14 @@ def _wrk(
         str(path),
         url,
     ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
     out = subprocess.run(
         cmd, capture_output=True, text=True, check=True, preexec_fn=_pinned(LOAD_CPU)
     ).stdout
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sockets = re.search(
@@ -239,6 +248,9 @@ def _wrk(
         "p50_ms": _latency(out, "50%"),
         "p99_ms": _latency(out, "99%"),
         "cpu_pressure": _cpu_pressure(),
+        # wrk's own CPU time over the run: near 100 % the client, not the server, sets the
+        # rate (wrk runs alone on its CPU, so this is the share of that CPU it used).
+        "client_cpu_pct": round(100 * client_cpu / wall, 1) if wall > 0 else None,
     }
 
 
@@ -393,7 +405,9 @@ def run(args: argparse.Namespace) -> int:
             request.add_header("Authorization", f"Bearer {token}")
             urllib.request.urlopen(request, timeout=10).read()
         scenarios = {
-            "plain": (f"http://127.0.0.1:{plain_port}/", "-- the static request\n"),
+            # The same generated request as ``lookup`` (a Lua request() per call, a random
+            # key in the path): the client does the same work per request for both.
+            "plain": (f"http://127.0.0.1:{plain_port}/", _script(LOOKUP_LUA, records)),
             "plain_post": (f"http://127.0.0.1:{plain_port}/", _script(VERIFY_LUA, records)),
             "lookup": (ds_url, _script(LOOKUP_LUA, records)),
             "verify": (ds_url, _script(VERIFY_LUA, records)),
@@ -430,6 +444,7 @@ def run(args: argparse.Namespace) -> int:
                 "p99_ms_at_half_load_rounds": [r["p99_ms"] for r in halves],
                 "cpu_pressure_pct_rounds": [r["cpu_pressure"] for r in rounds[name]],
                 "cpu_pressure_pct_half_load_rounds": [r["cpu_pressure"] for r in halves],
+                "client_cpu_pct_rounds": [r["client_cpu_pct"] for r in rounds[name]],
                 "half_load_errors": sum(r["errors"] for r in halves),
             }
         plain_rate = results["plain"]["requests_per_s"]

@@ -6,10 +6,15 @@ and subscription masks, predicates, pseudonyms) plus the subscription's jurisdic
 purpose and rate limit. Grants are cached per control-state generation, so a revoked,
 suspended or expired subscription is refused as soon as this node has read the change
 (the control tables tail their topics every 50 ms) or its clock passes the expiry.
+
+Rebuilding the book after a change (every subscription, party and resource, the pseudonym
+keys unwrapped through the KMS) grows with the control state; :meth:`AccessBook.synced`
+runs it on an executor thread, so the event loop keeps answering other calls meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +69,22 @@ class Grant:
         return self.view.fields is None or name in self.view.fields
 
 
+@dataclass(frozen=True, slots=True)
+class _Book:
+    """The control state of one generation, as the grants need it. Replaced whole on a
+    change, so a call reads one consistent generation even while the next is built."""
+
+    generation: int
+    by_caller: dict[tuple[str, str], list[Subscription]]
+    parties: dict[str, Party]
+    resources: dict[str, Resource]
+    pseudonyms: PseudonymKeys | None
+    grants: dict[tuple[str, str, str | None], Grant] = field(default_factory=dict)
+
+
+_EMPTY = _Book(-1, {}, {}, {}, None)
+
+
 class AccessBook:
     """Grants by (party, resource, subscription), recomputed when the control state
     changes; compiled views by (view, writer schema id)."""
@@ -72,55 +93,74 @@ class AccessBook:
         self._state = state
         self._kms = kms
         self._lock = threading.Lock()
-        self._generation = -1
-        self._by_caller: dict[tuple[str, str], list[Subscription]] = {}
-        self._parties: dict[str, Party] = {}
-        self._resources: dict[str, Resource] = {}
-        self._grants: dict[tuple[str, str, str | None], Grant] = {}
+        self._book = _EMPTY
         self._compiled: dict[tuple[View, int], CompiledView] = {}
-        self._pseudonyms: PseudonymKeys | None = None
+        self._syncing: asyncio.Future[_Book] | None = None
 
-    def _sync(self) -> None:
-        generation = self._state.generation
-        if generation == self._generation:
+    async def synced(self) -> None:
+        """Bring the book up to the control state's generation without blocking the event
+        loop: the rebuild runs on an executor thread, and concurrent calls wait for the
+        same rebuild. A call that starts after a change therefore sees it, as before."""
+        if self._state.generation == self._book.generation:
             return
+        pending = self._syncing
+        if pending is None or pending.done():
+            pending = asyncio.get_running_loop().run_in_executor(None, self._sync)
+            self._syncing = pending
+        await asyncio.shield(pending)
+
+    def _sync(self) -> _Book:
+        book = self._book
+        generation = self._state.generation
+        if generation == book.generation:
+            return book
         with self._lock:
-            if generation == self._generation:
-                return
+            book = self._book
+            if generation == book.generation:
+                return book
             by_caller: dict[tuple[str, str], list[Subscription]] = {}
             for sub in self._state.subscription_list():
                 if sub.delivery is ShareMethod.SERVICE:
                     by_caller.setdefault((sub.subscriber, sub.resource), []).append(sub)
-            self._by_caller = by_caller
-            self._parties = self._state.party_map()
-            self._resources = self._state.resources()
             try:
-                self._pseudonyms = (
+                pseudonyms = (
                     None if self._kms is None else load_pseudonym_keys(self._state.keys, self._kms)
                 )
             except CryptoError:
-                self._pseudonyms = None  # pseudonym fields are then redacted, never clear
-            self._grants = {}
-            self._generation = generation
+                pseudonyms = None  # pseudonym fields are then redacted, never clear
+            book = _Book(
+                generation,
+                by_caller,
+                self._state.party_map(),
+                self._state.resources(),
+                pseudonyms,
+            )
+            self._book = book
+            return book
 
     def resource(self, code: str) -> Resource:
-        self._sync()
-        resource = self._resources.get(code)
-        if resource is None or not serves(resource):
-            raise AccessDenied(404, f"resource {code} is not offered as a data service", "unknown")
-        return resource
+        return _served(self._sync(), code)
 
     def grant(
-        self, party: Party, resource_code: str, subscription: str | None, purpose: str | None
+        self,
+        party: Party,
+        resource_code: str,
+        subscription: str | None,
+        purpose: str | None,
+        *,
+        sync: bool = True,
     ) -> Grant:
-        """The grant for this call, or :class:`AccessDenied` with the reason."""
-        self._sync()
+        """The grant for this call, or :class:`AccessDenied` with the reason.
+
+        ``sync=False`` when the caller has just awaited :meth:`synced` (the API does):
+        the book is then not rebuilt here, on the event loop."""
+        book = self._sync() if sync else self._book
         at = now_ms()
         key = (party.id, resource_code, subscription)
-        cached = self._grants.get(key)
+        cached = book.grants.get(key)
         if cached is None or (cached.valid_until_ms is not None and at >= cached.valid_until_ms):
-            cached = self._compute(party, resource_code, subscription, at)
-            self._grants[key] = cached
+            cached = _compute(book, party, resource_code, subscription, at)
+            book.grants[key] = cached
         if purpose is not None and purpose != cached.subscription.purpose:
             raise AccessDenied(
                 403,
@@ -129,58 +169,6 @@ class AccessBook:
                 "purpose",
             )
         return cached
-
-    def _compute(
-        self, party: Party, resource_code: str, subscription: str | None, at: int
-    ) -> Grant:
-        resource = self.resource(resource_code)
-        candidates = self._by_caller.get((party.id, resource_code), [])
-        if subscription is not None:
-            candidates = [s for s in candidates if s.id == subscription]
-            if not candidates:
-                raise AccessDenied(
-                    403,
-                    f"subscription {subscription} is not a service subscription of party "
-                    f"{party.id} on {resource_code}",
-                    "no-subscription",
-                )
-        active = [s for s in candidates if s.is_active(at)]
-        if not active:
-            reason, message = (
-                "no-subscription",
-                (f"party {party.id} holds no active service subscription on {resource_code}"),
-            )
-            for s in candidates:
-                status = s.effective_status(at)
-                if status in (
-                    SubscriptionStatus.REVOKED,
-                    SubscriptionStatus.SUSPENDED,
-                    SubscriptionStatus.EXPIRED,
-                ):
-                    reason, message = status.value, f"subscription {s.id} is {status.value}"
-                    break
-            raise AccessDenied(403, message, reason)
-        if len(active) > 1:
-            names = ", ".join(sorted(s.id for s in active))
-            raise AccessDenied(
-                400,
-                f"party {party.id} holds several subscriptions ({names}): name one",
-                "ambiguous",
-            )
-        (sub,) = active
-        view = subscription_view(resource, sub, self._parties, at, self._pseudonyms)
-        if view is None:
-            raise AccessDenied(
-                403, f"subscription {sub.id} grants nothing on {resource_code}", "no-grant"
-            )
-        return Grant(
-            subscription=sub,
-            resource=resource,
-            view=view,
-            jurisdiction=Jurisdiction.of(sub.jurisdiction).prefix,
-            valid_until_ms=sub.next_change_ms(at),
-            policy_version=f"{sub.id}@{sub.version}",
-        )
 
     # -- compiled policy per writer schema ---------------------------------------------------
     def compiled(self, grant: Grant, schema_id: int) -> CompiledView:
@@ -205,6 +193,66 @@ class AccessBook:
             found = {f["name"]: f for f in writer.get("fields", [])}
             grant._writer_fields[schema_id] = found
         return found
+
+
+def _served(book: _Book, code: str) -> Resource:
+    resource = book.resources.get(code)
+    if resource is None or not serves(resource):
+        raise AccessDenied(404, f"resource {code} is not offered as a data service", "unknown")
+    return resource
+
+
+def _compute(
+    book: _Book, party: Party, resource_code: str, subscription: str | None, at: int
+) -> Grant:
+    resource = _served(book, resource_code)
+    candidates = book.by_caller.get((party.id, resource_code), [])
+    if subscription is not None:
+        candidates = [s for s in candidates if s.id == subscription]
+        if not candidates:
+            raise AccessDenied(
+                403,
+                f"subscription {subscription} is not a service subscription of party "
+                f"{party.id} on {resource_code}",
+                "no-subscription",
+            )
+    active = [s for s in candidates if s.is_active(at)]
+    if not active:
+        reason, message = (
+            "no-subscription",
+            (f"party {party.id} holds no active service subscription on {resource_code}"),
+        )
+        for s in candidates:
+            status = s.effective_status(at)
+            if status in (
+                SubscriptionStatus.REVOKED,
+                SubscriptionStatus.SUSPENDED,
+                SubscriptionStatus.EXPIRED,
+            ):
+                reason, message = status.value, f"subscription {s.id} is {status.value}"
+                break
+        raise AccessDenied(403, message, reason)
+    if len(active) > 1:
+        names = ", ".join(sorted(s.id for s in active))
+        raise AccessDenied(
+            400,
+            f"party {party.id} holds several subscriptions ({names}): name one",
+            "ambiguous",
+        )
+    (sub,) = active
+    view = subscription_view(resource, sub, book.parties, at, book.pseudonyms)
+    if view is None:
+        raise AccessDenied(
+            403, f"subscription {sub.id} grants nothing on {resource_code}", "no-grant"
+        )
+    return Grant(
+        subscription=sub,
+        resource=resource,
+        view=view,
+        jurisdiction=Jurisdiction.of(sub.jurisdiction).prefix,
+        valid_until_ms=sub.next_change_ms(at),
+        policy_version=f"{sub.id}@{sub.version}",
+    )
 
 
 def narrow(grant: Grant, region: str | None) -> str:

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,11 +34,8 @@ AuditSink = Callable[[dict[str, Any]], None]
 
 def keys_digest(keys: Iterable[str]) -> str:
     """SHA-256 (hex) over the sorted keys, newline-separated: equal sets, equal digests."""
-    h = hashlib.sha256()
-    for key in sorted(keys):
-        h.update(key.encode())
-        h.update(b"\n")
-    return h.hexdigest()
+    # One update over the joined text: the same bytes as key by key (UTF-8 concatenates).
+    return hashlib.sha256("".join([key + "\n" for key in sorted(keys)]).encode()).hexdigest()
 
 
 def call_event(
@@ -82,9 +80,11 @@ class AuditWriter:
     node. A chunk is ``{"v": 1, "kind": "data-service-calls", "node", "events": [...]}``.
 
     One produce per call would cost more than the rest of a key lookup; a chunk costs one
-    list append per call. Events wait at most ``interval_s`` in memory, and :meth:`close`
-    writes what is left. A failed write is counted and logged (events carry no personal
-    values, so the log may hold them)."""
+    append per call to a deque (atomic, so the calling thread takes no lock), and the
+    chunk is serialised and produced on the writer's own thread, never the caller's: a
+    full chunk only wakes it. Events wait at most ``interval_s`` in memory, and
+    :meth:`close` writes what is left. A failed write is counted and logged (events carry
+    no personal values, so the log may hold them)."""
 
     def __init__(
         self,
@@ -100,9 +100,10 @@ class AuditWriter:
         self.node = node
         self._chunk = chunk
         self._interval = interval_s
-        self._pending: list[dict[str, Any]] = []
+        self._pending: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._producer = kafka.producer(
             bootstrap,
             f"govhub-dataservice-audit-{uuid.uuid4().hex[:8]}",
@@ -118,20 +119,33 @@ class AuditWriter:
         self.write(event)
 
     def write(self, event: dict[str, Any]) -> None:
-        with self._lock:
-            self._pending.append(event)
-            full = len(self._pending) >= self._chunk
-        if full:
-            self._produce_pending()
+        pending = self._pending
+        pending.append(event)
+        if len(pending) == self._chunk:
+            self._wake.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
             self._produce_pending()
             self._producer.poll(0)
 
     def _produce_pending(self) -> None:
+        # The lock keeps chunks whole and in order between this thread and close();
+        # writers never take it (deque appends and pops are atomic).
         with self._lock:
-            events, self._pending = self._pending, []
+            while self._pending:
+                self._produce_chunk()
+
+    def _produce_chunk(self) -> None:
+        pending = self._pending
+        events: list[dict[str, Any]] = []
+        try:
+            while len(events) < self._chunk:
+                events.append(pending.popleft())
+        except IndexError:
+            pass
         if not events:
             return
         value = orjson.dumps({"v": 1, "kind": CHUNK_KIND, "node": self.node, "events": events})
@@ -157,6 +171,7 @@ class AuditWriter:
         """Write what is pending and wait for it; returns how many chunks are still
         unacknowledged."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
         self._produce_pending()
         return int(self._producer.flush(timeout))

@@ -147,18 +147,23 @@ class DataServiceApi:
         body: Callable[[CallContext], Awaitable[Any]],
     ) -> web.Response:
         started = time.perf_counter()
-        ctx = CallContext(kind, request.match_info["resource"])
-        if "key" in request.match_info:
-            ctx.keys = (request.match_info["key"],)  # audited even when refused
+        match = request.match_info
+        ctx = CallContext(kind, match["resource"])
+        key = match.get("key")
+        if key is not None:
+            ctx.keys = (key,)  # audited even when refused
         status = 200
         try:
             who = await require(request, Role.SUBSCRIBER)
             ctx.caller = who.id
+            await self._book.synced()  # a changed control state is read off the loop
+            headers = request.headers
             ctx.grant = self._book.grant(
                 who.party,
                 ctx.resource,
-                request.headers.get(SUBSCRIPTION_HEADER),
-                _purpose(request),
+                headers.get(SUBSCRIPTION_HEADER),
+                _purpose(headers.get(PURPOSE_HEADER)),
+                sync=False,
             )
             payload = await body(ctx)
             response = web.Response(
@@ -465,10 +470,9 @@ class DataServiceApi:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-def _purpose(request: web.Request) -> str | None:
+def _purpose(raw: str | None) -> str | None:
     """The stated purpose: HTTP headers are Latin-1, so it travels percent-encoded UTF-8
     (``Govhub-Purpose: %E4%BD%8E...``); plain ASCII passes unchanged."""
-    raw = request.headers.get(PURPOSE_HEADER)
     return None if raw is None else unquote(raw)
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import shutil
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, ReadOptions, WriteBatch
@@ -47,8 +47,10 @@ class StoreError(Exception):
     """The local store cannot be opened or does not match its source."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
+class StoredRecord(NamedTuple):
+    """One stored entry as a read returns it (a named tuple: built on every call, and a
+    frozen dataclass costs several times more to construct)."""
+
     key: str
     partition: int
     offset: int
@@ -208,9 +210,7 @@ class ResourceStore:
 def _decode_entry(key: str, raw: bytes) -> StoredRecord:
     partition, offset, source_ms, region, blob_len = _ENTRY.unpack_from(raw)
     start = _ENTRY.size + blob_len
-    return StoredRecord(
-        key, partition, offset, source_ms, region.decode().strip(), bytes(raw[start:])
-    )
+    return StoredRecord(key, partition, offset, source_ms, region.decode().strip(), raw[start:])
 
 
 def _entry_index(raw: bytes) -> tuple[bytes, list[bytes]]:
