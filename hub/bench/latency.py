@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from hub.bench import emit
-from hub.bench.all import discard, local_kafka
 from hub.bench.exchange import (
-    _broker_pid,
     latency_hub_samples,
     latency_raw_samples,
     measure_raw,
@@ -31,6 +27,7 @@ from hub.bench.exchange import (
     provision,
 )
 from hub.bench.machine import machine
+from hub.bench.session import bench_session
 
 SHARES = (0.1, 0.5, 0.9)
 
@@ -68,12 +65,6 @@ def run(args: argparse.Namespace) -> int:
     seconds = args.seconds or (8.0 if quick else 30.0)
     warmup = 2.0 if quick else 5.0
     records = 100_000 if quick else 400_000
-    tmp = Path(tempfile.mkdtemp(prefix="govhub-bench-latency-"))
-    local = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        local = local_kafka("latency")
-        bootstrap = local.up()
     result: dict[str, Any] = {
         "benchmark": "latency",
         "quick": quick,
@@ -82,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loads": [],
     }
-    started = time.perf_counter()
-    try:
-        broker = _broker_pid(local, bootstrap)
+    with bench_session("latency", args.bootstrap) as session:
+        bootstrap, tmp = session.bootstrap, session.tmp
+        broker = session.broker_pid
         inst = provision(bootstrap, tmp, {}, 5000)
         preload(inst, records)
         raw_max = measure_raw(inst, f"{inst.config.kafka.topic_prefix}raw-max", broker)
@@ -108,10 +99,4 @@ def run(args: argparse.Namespace) -> int:
             )
             if args.json is not None:
                 emit(result, args.json)
-    finally:
-        if local is not None:
-            discard(local)
-        shutil.rmtree(tmp, ignore_errors=True)
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    emit(result, args.json)
-    return 0
+    return session.finish(result, args.json)

@@ -34,7 +34,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,12 +45,9 @@ import orjson
 from confluent_kafka import TopicPartition
 
 from hub import kafka
-from hub.bench import emit
-from hub.bench.all import discard, local_kafka
 from hub.bench.exchange import (
     SOURCE_PARTITIONS,
     Installation,
-    _broker_pid,
     _cpu_seconds,
     _rss_bytes,
     measure_raw,
@@ -60,6 +56,7 @@ from hub.bench.exchange import (
     provision,
 )
 from hub.bench.machine import machine
+from hub.bench.session import bench_session
 from hub.bench.world import BenchWorld, _party, _sub, record_pool
 from hub.localkafka import DEFAULT_KAFKA_VERSION, ensure_kafka_jars
 from hub.localkafka.errors import LocalKafkaError
@@ -459,12 +456,6 @@ def run(args: argparse.Namespace) -> int:
     # transaction): the backlog holds several transactions even in --quick.
     records = args.records or (300_000 if args.quick else 600_000)
     time_box = 120.0 if args.quick else 600.0
-    tmp = Path(tempfile.mkdtemp(prefix="govhub-bench-peers-"))
-    local = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        local = local_kafka("peers")
-        bootstrap = local.up()
     ensure_connect_jars()
     result: dict[str, Any] = {
         "benchmark": "peers",
@@ -474,9 +465,9 @@ def run(args: argparse.Namespace) -> int:
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "kafka_version": DEFAULT_KAFKA_VERSION,
     }
-    started = time.perf_counter()
-    try:
-        broker_pid = _broker_pid(local, bootstrap)
+    with bench_session("peers", args.bootstrap) as session:
+        bootstrap, tmp = session.bootstrap, session.tmp
+        broker_pid = session.broker_pid
         std = provision(bootstrap, tmp, {}, 5000)
         preload(std, records)
         single = provision_single(bootstrap, tmp, 5000)
@@ -558,13 +549,7 @@ def run(args: argparse.Namespace) -> int:
             "mirrormaker2_tuned": "the same with tasks.max=3 (one per source partition), "
             "producer linger.ms=5, batch.size=1000000, consumer max.poll.records=2000",
         }
-    finally:
-        if local is not None:
-            discard(local)
-        shutil.rmtree(tmp, ignore_errors=True)
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    emit(result, args.json)
-    return 0
+    return session.finish(result, args.json)
 
 
 def _say(what: str, run_result: dict[str, Any]) -> None:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,13 +28,13 @@ from hub.bench import emit
 from hub.bench.all import discard, local_kafka
 from hub.bench.exchange import (
     Installation,
-    _broker_pid,
     measure_raw,
     measure_router,
     preload,
     provision,
 )
 from hub.bench.machine import machine
+from hub.bench.session import bench_session
 from hub.bench.world import DEPARTMENT_FIELDS, BenchWorld, _party, _sub, bench_resource
 from hub.parties.model import PartyKind
 from hub.registry.framing import frame
@@ -126,12 +124,6 @@ def run(args: argparse.Namespace) -> int:
     # at most 50,000 records): a fast point needs a backlog of several transactions.
     records = args.records or (250_000 if quick else 500_000)
     curves_wanted = {c.strip() for c in args.curves.split(",") if c.strip()}
-    tmp = Path(tempfile.mkdtemp(prefix="govhub-bench-scaling-"))
-    local = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        local = local_kafka("scaling")
-        bootstrap = local.up()
     result: dict[str, Any] = {
         "benchmark": "scaling",
         "quick": quick,
@@ -141,16 +133,16 @@ def run(args: argparse.Namespace) -> int:
         "curves": {},
     }
     curves: dict[str, Any] = result["curves"]
-    started = time.perf_counter()
+    with bench_session("scaling", args.bootstrap) as session:
+        bootstrap, tmp = session.bootstrap, session.tmp
+        broker = session.broker_pid
 
-    def emit_partial() -> None:
-        # Written after every curve, so a run stopped by its time box keeps what it measured.
-        result["seconds"] = round(time.perf_counter() - started, 1)
-        if args.json is not None:
-            emit(result, args.json)
+        def emit_partial() -> None:
+            # Written after every curve: a run stopped by its time box keeps what it measured.
+            result["seconds"] = session.seconds()
+            if args.json is not None:
+                emit(result, args.json)
 
-    try:
-        broker = _broker_pid(local, bootstrap)
         for name in ("subscribers", "recipients", "record_size", "routers", "brokers"):
             if name not in curves_wanted:
                 continue
@@ -160,13 +152,7 @@ def run(args: argparse.Namespace) -> int:
                 curves.setdefault(name, {"points": []})["error"] = str(exc)
                 _say(f"{name}: {exc}")
             emit_partial()
-    finally:
-        if local is not None:
-            discard(local)
-        shutil.rmtree(tmp, ignore_errors=True)
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    emit(result, args.json)
-    return 0
+    return session.finish(result, args.json)
 
 
 Curves = dict[str, Any]

@@ -28,11 +28,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -42,13 +40,10 @@ from typing import Any
 import orjson
 
 from hub import kafka
-from hub.bench import emit
-from hub.bench.all import discard, local_kafka
-from hub.bench.exchange import _broker_pid
 from hub.bench.gateway import SOURCE_PARTITIONS, GatewayBench, Simulator, _serve, _toml
 from hub.bench.machine import machine
+from hub.bench.session import bench_session
 from hub.bench.world import bench_resource, build_world, record_pool
-from hub.localkafka import LocalKafka
 from hub.topics import ensure_topics
 
 GROWTH_GOAL_PCT = 5.0
@@ -563,22 +558,12 @@ def run(args: argparse.Namespace) -> int:
     quick = bool(args.quick)
     minutes = args.minutes or (3.0 if quick else 30.0)
     communities = args.communities or (3 if quick else 10)
-    tmp = Path(tempfile.mkdtemp(prefix="govhub-bench-soak-"))
-    local: LocalKafka | None = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        local = local_kafka("soak")
-        bootstrap = local.up()
-    started = time.perf_counter()
-    try:
-        broker = _broker_pid(local, bootstrap)
-        result = run_soak(bootstrap, tmp, minutes, quick, communities, args.interval, broker)
-    finally:
-        if local is not None:
-            discard(local)
-        shutil.rmtree(tmp, ignore_errors=True)
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    emit(result, args.json)
+    with bench_session("soak", args.bootstrap) as session:
+        broker = session.broker_pid
+        result = run_soak(
+            session.bootstrap, session.tmp, minutes, quick, communities, args.interval, broker
+        )
+    session.finish(result, args.json)
     _say(summary(result))
     return 0
 
