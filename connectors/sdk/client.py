@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from connectors.base import Backpressure
+from connectors.sdk.errors import KeyFetchError, WrongKey
 from connectors.sdk.frames import FrameOpener
 from connectors.sdk.hubclient import HubClient
 from connectors.sinks.base import Cursor, DeliveredRecord, Sink
@@ -29,6 +30,11 @@ from hub.delivery import delivery_partition
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
+
+# Key release failing for a reason that passes (the api restarting): the batch is read
+# again after these pauses (doubling up to the max).
+KEY_RETRY_FIRST_S = 0.5
+KEY_RETRY_MAX_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -83,20 +89,44 @@ class SubscriberClient:
             consumer.assign([TopicPartition(self._topic, partition, start)])
             recipient_key = self._s.recipient.encode()
             last_activity = time.monotonic()
+            backoff = KEY_RETRY_FIRST_S
             while not stop.is_set():
                 messages = consumer.consume(500, 0.2)
                 batch: list[DeliveredRecord] = []
                 next_offset = None
-                for msg in messages:
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            log.warning("subscriber consume error: %s", err)
-                        continue
-                    next_offset = (msg.offset() or 0) + 1
-                    if msg.key() != recipient_key:
-                        continue
-                    batch.extend(self._open(msg.value() or b"", sequence))
+                try:
+                    for msg in messages:
+                        err = msg.error()
+                        if err is not None:
+                            if err.code() != KafkaError._PARTITION_EOF:
+                                log.warning("subscriber consume error: %s", err)
+                            continue
+                        next_offset = (msg.offset() or 0) + 1
+                        if msg.key() != recipient_key:
+                            continue
+                        batch.extend(self._open(msg.value() or b"", sequence))
+                except KeyFetchError as exc:
+                    if isinstance(exc, WrongKey):
+                        raise
+                    # The api is away (restarting) or not caught up: nothing of this batch
+                    # is written; read it again from the sink's cursor after a pause.
+                    log.warning("key release failed (%s); retrying in %.1f s", exc, backoff)
+                    if stop.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, KEY_RETRY_MAX_S)
+                    cursor = self._sink.load_cursor()
+                    sequence = (
+                        FrameSequenceChecker.from_dict(cursor.sequence)
+                        if cursor
+                        else FrameSequenceChecker()
+                    )
+                    consumer.seek(
+                        TopicPartition(
+                            self._topic, partition, cursor.next_offset if cursor else start
+                        )
+                    )
+                    continue
+                backoff = KEY_RETRY_FIRST_S
                 if next_offset is None:
                     if idle_timeout is not None and time.monotonic() - last_activity > idle_timeout:
                         return
