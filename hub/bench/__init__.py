@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,17 @@ def _runner(module_name: str) -> Any:
         return int(importlib.import_module(module_name).run(args))
 
     return run
+
+
+def run_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
+    """``--quick``, ``--json FILE`` and ``--bootstrap``, the options every benchmark has."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
+    )
 
 
 def emit(result: dict[str, Any], path: Path | None) -> None:

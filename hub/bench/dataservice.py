@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import kafka
-from hub.bench import emit
+from hub.bench import emit, run_arguments
 from hub.bench.machine import machine
 from hub.catalogue.model import ShareMethod
 from hub.catalogue.samples import load_sample
@@ -105,8 +105,7 @@ end
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="100,000 records, short runs")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    run_arguments(parser, "100,000 records, short runs")
     parser.add_argument("--records", type=int, default=None, help="stored records")
     parser.add_argument("--duration", type=float, default=None, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
@@ -116,11 +115,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=16,
         help="connections of the half-load runs (fewer, each sending more often)",
-    )
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
     )
     parser.add_argument("--serve-plain", type=int, default=None, help=argparse.SUPPRESS)
 

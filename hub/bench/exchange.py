@@ -42,7 +42,7 @@ import orjson
 from confluent_kafka import TopicPartition
 
 from hub import kafka
-from hub.bench import emit
+from hub.bench import emit, run_arguments
 from hub.bench.machine import machine
 from hub.bench.world import BenchWorld, bench_resource, build_world, record_pool
 from hub.config import HubConfig, isolated_config
@@ -61,14 +61,8 @@ SOURCE_PARTITIONS = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="smaller run (about 2 minutes)")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    run_arguments(parser, "smaller run (about 2 minutes)")
     parser.add_argument("--records", type=int, default=None, help="source records per run")
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
-    )
     parser.add_argument(
         "--profile",
         type=Path,

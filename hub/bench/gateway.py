@@ -59,7 +59,7 @@ import orjson
 from confluent_kafka import TopicPartition
 
 from hub import kafka
-from hub.bench import emit
+from hub.bench import emit, run_arguments
 from hub.bench.machine import machine
 from hub.bench.world import BenchWorld, bench_resource, build_world, record_pool
 from hub.config import HubConfig, isolated_config
@@ -88,19 +88,13 @@ GOALS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="fewer records (about 3 minutes)")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    run_arguments(parser, "fewer records (about 3 minutes)")
     parser.add_argument("--records", type=int, default=None, help="records in the backlog run")
     parser.add_argument(
         "--communities", type=int, default=100, help="communities per street (100: 10,115 streams)"
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the run's folder (logs, dumps) in /tmp"
-    )
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
     )
 
 

@@ -11,13 +11,11 @@ the raw loop, the copied record. p50, p99 and p99.9 per load.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from hub.bench import emit
+from hub.bench import emit, run_arguments
 from hub.bench.exchange import (
     latency_hub_samples,
     latency_raw_samples,
@@ -50,14 +48,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="short loads (about 2 minutes)")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    run_arguments(parser, "short loads (about 2 minutes)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per load")
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ import orjson
 from confluent_kafka import TopicPartition
 
 from hub import kafka
+from hub.bench import run_arguments
 from hub.bench.exchange import (
     SOURCE_PARTITIONS,
     Installation,
@@ -437,14 +438,8 @@ def provision_single(bootstrap: str, tmp: Path, pool_size: int) -> Installation:
 
 # -- the run -------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="smaller backlog, time-boxed")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    run_arguments(parser, "smaller backlog, time-boxed")
     parser.add_argument("--records", type=int, default=None, help="source records per run")
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
-    )
 
 
 def _ratio(a: float, b: float) -> float:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub.bench import emit
+from hub.bench import emit, run_arguments
 from hub.bench.all import discard, local_kafka
 from hub.bench.exchange import (
     Installation,
@@ -90,18 +90,12 @@ def resize_pool(inst: Installation, target_bytes: int) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="fewer points, smaller backlogs")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    run_arguments(parser, "fewer points, smaller backlogs")
     parser.add_argument("--records", type=int, default=None, help="source records per point")
     parser.add_argument(
         "--curves",
         default="subscribers,recipients,record_size,routers,brokers",
         help="comma-separated curves to measure",
-    )
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
     )
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 
 from hub import kafka
+from hub.bench import run_arguments
 from hub.bench.gateway import SOURCE_PARTITIONS, GatewayBench, Simulator, _serve, _toml
 from hub.bench.machine import machine
 from hub.bench.session import bench_session
@@ -61,20 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--minutes", type=float, default=None, help="soak length (default 30; --quick: 3)"
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="415 subscribers, smaller calibration, 3 minutes"
-    )
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    run_arguments(parser, "415 subscribers, smaller calibration, 3 minutes")
     parser.add_argument(
         "--interval", type=float, default=10.0, help="seconds between /proc samples"
     )
     parser.add_argument(
         "--communities", type=int, default=None, help="communities per street (10; --quick: 3)"
-    )
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="broker to use (default: KAFKA_BOOTSTRAP_SERVERS, else a local broker)",
     )
 
 
