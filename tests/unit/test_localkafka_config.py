@@ -59,6 +59,36 @@ def listening() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
+@pytest.fixture
+def held_pair() -> Iterator[int]:
+    """An even port whose pair (broker and controller port of one node) is held, not by Kafka.
+
+    Both ports are held so that no other program on the machine can make the first taken
+    port of the pair differ from the one the test expects.
+    """
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        base = port - port % 2
+        sockets = [socket.socket(), socket.socket()]
+        try:
+            for offset, held in enumerate(sockets):
+                held.bind(("127.0.0.1", base + offset))
+                held.listen()
+        except OSError:
+            for held in sockets:
+                held.close()
+            continue
+        try:
+            yield base
+        finally:
+            for held in sockets:
+                held.close()
+        return
+    raise RuntimeError("no free pair of ports on 127.0.0.1 in 100 tries")
+
+
 # -- layout and rendered files --------------------------------------------------------
 
 
@@ -292,17 +322,17 @@ def test_port_checks(listening: int) -> None:
     assert first_taken(range(base, base + 6)) is None
 
 
-def test_taken_port_error_names_port_and_option(listening: int) -> None:
-    layout = ClusterLayout(1, listening - 1 if listening % 2 else listening)
+def test_taken_port_error_names_port_and_option(held_pair: int) -> None:
+    layout = ClusterLayout(1, held_pair)
     with pytest.raises(LocalKafkaError) as raised:
         require_free(layout, [0])
-    assert f"port {listening} " in str(raised.value)
+    assert f"port {held_pair} " in str(raised.value)
     assert "--base-port" in str(raised.value)
 
 
-def test_up_refuses_a_port_held_by_another_program(tmp_path: Path, listening: int) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", base_port=listening - 1 if listening % 2 else listening)
-    with pytest.raises(LocalKafkaError, match=f"port {listening} "):
+def test_up_refuses_a_port_held_by_another_program(tmp_path: Path, held_pair: int) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", base_port=held_pair)
+    with pytest.raises(LocalKafkaError, match=f"port {held_pair} "):
         kafka.up(timeout=5)
     assert load_record(tmp_path / "kafka") is None
 
