@@ -475,12 +475,12 @@ def test_cli_status_without_cluster(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_cli_errors_are_one_line(
-    tmp_path: Path, listening: int, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, held_pair: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = listening - 1 if listening % 2 else listening
+    base = held_pair
     assert run_cli("kafka", "up", "--state-dir", str(tmp_path), "--base-port", str(base)) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"govhub: error: port {listening} ")
+    assert err.startswith(f"govhub: error: port {held_pair} ")
     assert err.count("\n") == 1
 
 
