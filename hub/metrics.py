@@ -7,6 +7,7 @@ tier (the recipient's administrative level), reason — never an individual reci
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -331,6 +332,39 @@ SDK_E2E_LATENCY = Histogram(
     "Time from ingest at the connector to the write into the subscriber's sink",
     buckets=LATENCY_BUCKETS,
 )
+
+
+class LatencyCounts:
+    """Observations of one histogram child since the last flush, by bucket: hot paths
+    count into these plain lists and hand them to Prometheus once a second (a labelled
+    Prometheus update takes a lock and a bucket search each time)."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self, size: int) -> None:
+        self.buckets = [0] * size
+        self.total = 0.0
+
+    def add_to(self, histogram: Any, bounds: tuple[float, ...]) -> None:
+        buckets = getattr(histogram, "_buckets", None)
+        if buckets is not None and len(buckets) == len(self.buckets):
+            # prometheus_client keeps one non-cumulative counter per bucket and the sum.
+            for slot, count in zip(buckets, self.buckets, strict=True):
+                if count:
+                    slot.inc(count)
+            histogram._sum.inc(self.total)
+            return
+        for bound, count in zip(bounds, self.buckets, strict=True):  # any other client
+            for _ in range(count):
+                histogram.observe(bound)
+
+
+def histogram_bounds(histogram: Any, default: tuple[float, ...]) -> tuple[float, ...]:
+    """A histogram's bucket bounds, ``+Inf`` last (for :class:`LatencyCounts`)."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    if bounds:
+        return tuple(float(b) for b in bounds)
+    return (*default, float("inf"))
 
 
 def render_latest() -> tuple[bytes, str]:

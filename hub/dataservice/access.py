@@ -28,7 +28,7 @@ from hub.crypto.kms import Kms
 from hub.dataservice.materialise import serves
 from hub.parties.model import Party
 from hub.policy.masking import PseudonymKeys
-from hub.policy.predicates import Op, Predicate, PredicateError, RecordTest, compile_predicates
+from hub.policy.predicates import PredicateError, field_converter
 from hub.policy.views import CompiledView, View, ViewError, compile_view
 from hub.regions import Jurisdiction, jurisdiction_prefix
 from hub.router.routing import subscription_view
@@ -61,6 +61,7 @@ class Grant:
     policy_version: str
     _compiled: dict[int, CompiledView] = field(default_factory=dict, compare=False)
     _writer_fields: dict[int, dict[str, Any]] = field(default_factory=dict, compare=False)
+    _converters: dict[tuple[int, str], Any] = field(default_factory=dict, compare=False)
 
     def sees_region(self, region: str) -> bool:
         return bool(region) and region.startswith(self.jurisdiction)
@@ -270,21 +271,33 @@ def narrow(grant: Grant, region: str | None) -> str:
     return prefix
 
 
-def verifier(
-    book: AccessBook, grant: Grant, schema_id: int, claims: Mapping[str, Any]
-) -> dict[str, RecordTest]:
-    """One equality test per claimed field, compiled with the same predicate code as row
-    filters (so values convert to the field's type the same way)."""
-    fields = book.writer_fields(grant, schema_id)
-    tests: dict[str, RecordTest] = {}
+def verify_claims(
+    book: AccessBook,
+    grant: Grant,
+    schema_id: int,
+    row: Mapping[str, Any],
+    claims: Mapping[str, Any],
+) -> dict[str, str]:
+    """``match`` / ``no_match`` per claimed field of ``row``. Each claimed value is
+    converted to the field's type with the predicates' own converter, so a claim matches
+    exactly when an ``eq`` row filter with that value would; converters are cached per
+    grant, writer schema and field."""
+    converters = grant._converters
+    answers: dict[str, str] = {}
     for name, value in claims.items():
+        convert = converters.get((schema_id, name))
+        if convert is None:
+            try:
+                convert = field_converter(book.writer_fields(grant, schema_id), name)[0]
+            except PredicateError as exc:
+                raise AccessDenied(400, f"fields.{name}: {exc}", "bad-request") from None
+            converters[(schema_id, name)] = convert
         try:
-            # The body was validated (field names, scalar values): no second validation.
-            predicate = Predicate.model_construct(field=name, op=Op.EQ, value=value, values=None)
-            tests[name] = compile_predicates((predicate,), fields)
+            target = convert(value)
         except (PredicateError, ValueError) as exc:
             raise AccessDenied(400, f"fields.{name}: {exc}", "bad-request") from None
-    return tests
+        answers[name] = "match" if row[name] == target else "no_match"
+    return answers
 
 
 __all__ = [
@@ -293,5 +306,5 @@ __all__ = [
     "Grant",
     "ViewError",
     "narrow",
-    "verifier",
+    "verify_claims",
 ]

@@ -46,6 +46,14 @@ class DataServiceConfig(BaseModel):
         ge=1,
         description="calls per second for subscriptions without their own rate_limit_per_s",
     )
+    block_cache_mb: int = Field(
+        default=512,
+        ge=8,
+        le=1_048_576,
+        description="RocksDB block cache shared by every view of the node, in MiB: reads "
+        "that miss it decompress a block from the page cache (size it near the views' "
+        "store size for the fastest lookups)",
+    )
     consume_batch: int = Field(default=5000, ge=1, le=100_000)
     auth_threads: int = Field(default=2, ge=1, le=64, description="threads for token hashing")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,7 +35,7 @@ from hub.api.openapi import (
     query_param,
 )
 from hub.api.security import AUTHENTICATOR_KEY, require, validation_message
-from hub.dataservice.access import AccessBook, AccessDenied, Grant, narrow, verifier
+from hub.dataservice.access import AccessBook, AccessDenied, Grant, narrow, verify_claims
 from hub.dataservice.audit import AuditSink, call_event
 from hub.dataservice.limits import CallLimits
 from hub.dataservice.materialise import Materialiser
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION_HEADER = "Govhub-Subscription"
 PURPOSE_HEADER = "Govhub-Purpose"
 MAX_KEY_LEN = 256
+_MAX_CLAIMS = 50
 _JSON = "application/json"
 
 
@@ -74,7 +76,7 @@ class VerifyRequest(BaseModel):
     key: str = Field(min_length=1, max_length=MAX_KEY_LEN, description="the record's business key")
     fields: dict[str, str | int | float | bool] = Field(
         min_length=1,
-        max_length=50,
+        max_length=_MAX_CLAIMS,
         description="claimed values by field name; the answer says match / no_match per field",
     )
 
@@ -89,6 +91,35 @@ class CallContext:
     results: int = 0
     outcome: str = "error"
     detail: str | None = None
+
+
+class CallTally:
+    """Calls counted in plain dicts on the hot path; :meth:`flush` hands them to
+    Prometheus (each second, and before this node's ``/metrics`` answers)."""
+
+    def __init__(self) -> None:
+        self.bounds = metrics.histogram_bounds(
+            metrics.DATASERVICE_CALL_SECONDS, metrics.CALL_BUCKETS
+        )
+        self.calls: dict[tuple[str, str, str], int] = {}
+        self.seconds: dict[str, metrics.LatencyCounts] = {}
+
+    def add(self, resource: str, kind: str, outcome: str, seconds: float) -> None:
+        key = (resource, kind, outcome)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        counts = self.seconds.get(kind)
+        if counts is None:
+            counts = self.seconds[kind] = metrics.LatencyCounts(len(self.bounds))
+        counts.buckets[bisect.bisect_left(self.bounds, seconds)] += 1
+        counts.total += seconds
+
+    def flush(self) -> None:
+        calls, self.calls = self.calls, {}
+        seconds, self.seconds = self.seconds, {}
+        for labels, count in calls.items():
+            metrics.DATASERVICE_CALLS.labels(*labels).inc(count)
+        for kind, counts in seconds.items():
+            counts.add_to(metrics.DATASERVICE_CALL_SECONDS.labels(kind), self.bounds)
 
 
 class DataServiceApi:
@@ -120,11 +151,7 @@ class DataServiceApi:
         self._limits = CallLimits(daily_quota)
         self._default_rate = default_rate_limit_per_s
         self._readiness = readiness
-        self._counters: dict[tuple[str, str, str], Any] = {}
-        self._seconds = {
-            kind: metrics.DATASERVICE_CALL_SECONDS.labels(kind)
-            for kind in ("get", "batch", "list", "verify")
-        }
+        self.tally = CallTally()
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
@@ -189,11 +216,7 @@ class DataServiceApi:
         grant = ctx.grant
         # The path is the caller's: only served resources become label values.
         label = ctx.resource if self._views.view(ctx.resource) is not None else "(unknown)"
-        counter = self._counters.get((label, kind, ctx.outcome))
-        if counter is None:
-            counter = metrics.DATASERVICE_CALLS.labels(label, kind, ctx.outcome)
-            self._counters[(label, kind, ctx.outcome)] = counter
-        counter.inc()
+        tally = self.tally
         self._audit(
             call_event(
                 node=self.node,
@@ -209,7 +232,7 @@ class DataServiceApi:
                 detail=ctx.detail if status != 200 else None,
             )
         )
-        self._seconds[kind].observe(time.perf_counter() - started)
+        tally.add(label, kind, ctx.outcome, time.perf_counter() - started)
         return response
 
     def _admit(self, ctx: CallContext, cost: int = 1) -> Grant:
@@ -420,31 +443,28 @@ class DataServiceApi:
 
     async def verify(self, request: web.Request) -> web.Response:
         async def body(ctx: CallContext) -> Any:
-            req = await _read(request, VerifyRequest)
-            ctx.keys = (req.key,)
+            key, claims = await _read_verify(request)
+            ctx.keys = (key,)
             grant = self._admit(ctx)
-            for name in req.fields:
+            for name in claims:
                 if not grant.may_read_field(name):
                     raise AccessDenied(
                         403,
                         f"fields.{name}: your subscription does not include {name}",
                         "forbidden",
                     )
-            record = self._view_of(grant).store.get(req.key)
+            record = self._view_of(grant).store.get(key)
             decoded = self._decoded(grant, record)
             answers: dict[str, str]
             if decoded is None or not self._compiled(grant, decoded[0]).accepts(decoded[1]):
-                answers = {name: "not_found" for name in req.fields}
+                answers = {name: "not_found" for name in claims}
                 found = False
             else:
                 schema_id, row = decoded
-                tests = verifier(self._book, grant, schema_id, req.fields)
-                answers = {
-                    name: "match" if test(row) else "no_match" for name, test in tests.items()
-                }
+                answers = verify_claims(self._book, grant, schema_id, row, claims)
                 found = True
             ctx.results = 1 if found else 0
-            return {"resource": ctx.resource, "key": req.key, "found": found, "fields": answers}
+            return {"resource": ctx.resource, "key": key, "found": found, "fields": answers}
 
         return await self._call(request, "verify", body)
 
@@ -466,6 +486,7 @@ class DataServiceApi:
         return web.Response(body=b'{"status":"ready"}', content_type=_JSON)
 
     async def metrics(self, request: web.Request) -> web.Response:
+        self.tally.flush()
         body, content_type = metrics.render_latest()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -496,7 +517,33 @@ def _error(status: int, message: str) -> web.Response:
     return web.Response(status=status, body=orjson.dumps({"error": message}), content_type=_JSON)
 
 
-async def _read(request: web.Request, model: type[Any]) -> Any:
+_CLAIM_TYPES = frozenset({str, int, float, bool})
+
+
+async def _read_verify(request: web.Request) -> tuple[str, dict[str, Any]]:
+    return verify_body(await _read_json(request))
+
+
+def verify_body(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(key, claims) of a verification body. A body of exactly the documented shape is
+    taken as it is (the common case, checked here field by field); anything else goes
+    through :class:`VerifyRequest`, whose validation gives the error message."""
+    if len(data) == 2:
+        key = data.get("key")
+        claims = data.get("fields")
+        if (
+            type(key) is str
+            and 0 < len(key) <= MAX_KEY_LEN
+            and type(claims) is dict
+            and 0 < len(claims) <= _MAX_CLAIMS
+            and all(type(v) in _CLAIM_TYPES for v in claims.values())
+        ):
+            return key, claims
+    req = _validated(data, VerifyRequest)
+    return req.key, req.fields
+
+
+async def _read_json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         data = orjson.loads(raw)
@@ -504,6 +551,14 @@ async def _read(request: web.Request, model: type[Any]) -> Any:
         raise AccessDenied(400, f"body is not valid JSON: {exc}", "bad-request") from None
     if not isinstance(data, dict):
         raise AccessDenied(400, "body must be a JSON object", "bad-request")
+    return data
+
+
+async def _read(request: web.Request, model: type[Any]) -> Any:
+    return _validated(await _read_json(request), model)
+
+
+def _validated(data: dict[str, Any], model: type[Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from rocksdict import Cache
 
 from hub import kafka, metrics
 from hub.catalogue.model import Resource, ShareMethod
@@ -93,6 +94,7 @@ class Materialiser:
         self._last_idle = 0.0
         self._frozen = False
         self.on_applied: Callable[[str], None] | None = None
+        self._block_cache = Cache(config.data_service.block_cache_mb << 20)
 
     def view(self, resource_code: str) -> View | None:
         return self.views.get(resource_code)
@@ -207,7 +209,7 @@ class Materialiser:
         path = self._dir / topic
         if self._config.data_service.rebuild_on_start:
             ResourceStore.destroy(path)
-        store = ResourceStore(path, topic, indexed)
+        store = ResourceStore(path, topic, indexed, self._block_cache)
         offsets = store.offsets()
         ends: dict[int, int] = {}
         starts: dict[int, int] = {}

@@ -137,5 +137,12 @@ class DataService:
         return runner
 
     async def _wait(self, stop: threading.Event) -> None:
-        while not stop.is_set() and self.error is None:
-            await asyncio.sleep(0.1)
+        tick = 0
+        try:
+            while not stop.is_set() and self.error is None:
+                await asyncio.sleep(0.1)
+                tick += 1
+                if tick % 10 == 0:
+                    self._api.tally.flush()
+        finally:
+            self._api.tally.flush()

@@ -90,7 +90,7 @@ class ResourceStore:
         path: Path,
         topic: str,
         indexed: tuple[str, ...] = (),
-        block_cache_bytes: int = 64 * 1024 * 1024,
+        block_cache: Cache | None = None,
     ) -> None:
         self.path = path
         self.topic = topic
@@ -102,7 +102,9 @@ class ResourceStore:
         options.set_max_background_jobs(2)
         options.set_write_buffer_size(64 * 1024 * 1024)
         table = BlockBasedOptions()
-        table.set_block_cache(Cache(block_cache_bytes))
+        # One cache for every view of a node (``data_service.block_cache_mb``): the views share
+        # its memory as their traffic shares the node.
+        table.set_block_cache(block_cache if block_cache is not None else Cache(64 << 20))
         table.set_bloom_filter(10, False)  # point lookups skip files without the key
         table.set_cache_index_and_filter_blocks(True)
         options.set_block_based_table_factory(table)

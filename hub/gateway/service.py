@@ -614,10 +614,14 @@ class SendTally:
     stalled fan-out once a second at full load."""
 
     def __init__(self, bounds: tuple[float, ...] | None = None) -> None:
-        self.bounds = bounds if bounds is not None else _histogram_bounds()
+        self.bounds = (
+            bounds
+            if bounds is not None
+            else metrics.histogram_bounds(metrics.GATEWAY_FRAME_LATENCY, metrics.LATENCY_BUCKETS)
+        )
         self.frames: dict[tuple[str, str], list[int]] = {}
         self.records: dict[str, int] = {}
-        self.latencies: dict[str, LatencyCounts] = {}
+        self.latencies: dict[str, metrics.LatencyCounts] = {}
 
     def add(
         self, tier: str, protocol: str, frames: int, size: int, records: int, latencies: list[float]
@@ -630,7 +634,7 @@ class SendTally:
         self.records[tier] = self.records.get(tier, 0) + records
         pending = self.latencies.get(tier)
         if pending is None:
-            pending = self.latencies[tier] = LatencyCounts(len(self.bounds))
+            pending = self.latencies[tier] = metrics.LatencyCounts(len(self.bounds))
         bounds = self.bounds
         for value in latencies:
             pending.buckets[bisect.bisect_left(bounds, value)] += 1
@@ -646,7 +650,7 @@ class SendTally:
         self.records[tier] = self.records.get(tier, 0) + records
         pending = self.latencies.get(tier)
         if pending is None:
-            pending = self.latencies[tier] = LatencyCounts(len(self.bounds))
+            pending = self.latencies[tier] = metrics.LatencyCounts(len(self.bounds))
         pending.buckets[bisect.bisect_left(self.bounds, latency)] += 1
         pending.total += latency
 
@@ -661,37 +665,6 @@ class SendTally:
             child(metrics.GATEWAY_RECORDS_SENT, tier).inc(count)
         for tier, pending in latencies.items():
             pending.add_to(child(metrics.GATEWAY_FRAME_LATENCY, tier), self.bounds)
-
-
-class LatencyCounts:
-    """Observations of one histogram child since the last flush, by bucket."""
-
-    __slots__ = ("buckets", "total")
-
-    def __init__(self, size: int) -> None:
-        self.buckets = [0] * size
-        self.total = 0.0
-
-    def add_to(self, histogram: Any, bounds: tuple[float, ...]) -> None:
-        buckets = getattr(histogram, "_buckets", None)
-        if buckets is not None and len(buckets) == len(self.buckets):
-            # prometheus_client keeps one non-cumulative counter per bucket and the sum.
-            for slot, count in zip(buckets, self.buckets, strict=True):
-                if count:
-                    slot.inc(count)
-            histogram._sum.inc(self.total)
-            return
-        for bound, count in zip(bounds, self.buckets, strict=True):  # any other client
-            for _ in range(count):
-                histogram.observe(bound)
-
-
-def _histogram_bounds() -> tuple[float, ...]:
-    """The frame-latency histogram's bucket bounds, ``+Inf`` last."""
-    bounds = getattr(metrics.GATEWAY_FRAME_LATENCY, "_upper_bounds", None)
-    if bounds:
-        return tuple(float(b) for b in bounds)
-    return (*metrics.LATENCY_BUCKETS, float("inf"))
 
 
 def _raise_file_limit(wanted: int) -> None:

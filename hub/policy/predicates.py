@@ -172,11 +172,19 @@ def _converter(avro_type: Any, name: str) -> tuple[Callable[[Scalar], Any], bool
     raise PredicateError(f"field {name!r} has a type predicates cannot compare: {t!r}")
 
 
-def _compile_one(predicate: Predicate, fields: Mapping[str, Any]) -> RecordTest:
-    name = predicate.field
+def field_converter(fields: Mapping[str, Any], name: str) -> tuple[Callable[[Scalar], Any], bool]:
+    """(convert, ordered) for field ``name`` of a writer schema's ``fields``: ``convert``
+    turns a JSON constant into the field's Avro value (raising :class:`PredicateError`
+    when it does not fit); ``ordered`` says whether ranges apply. Verification (核验) uses
+    it to compare claimed values exactly as an ``eq`` predicate would."""
     if name not in fields:
         raise PredicateError(f"filter names field {name!r} that the schema does not have")
-    convert, ordered = _converter(fields[name]["type"], name)
+    return _converter(fields[name]["type"], name)
+
+
+def _compile_one(predicate: Predicate, fields: Mapping[str, Any]) -> RecordTest:
+    name = predicate.field
+    convert, ordered = field_converter(fields, name)
     if predicate.op in _ORDERED and not ordered:
         raise PredicateError(f"field {name!r} has no order; use eq, ne, in or not_in")
     if predicate.op in _SETS:

@@ -58,3 +58,38 @@ def test_config_names_the_bad_field() -> None:
         load_config(env={}, overrides={**base, "data_service.indexes": {"dibao": ["no such"]}})
     with pytest.raises(ConfigError, match=r"data_service\.max_batch_keys"):
         load_config(env={}, overrides={**base, "data_service.max_batch_keys": 0})
+
+
+def test_call_tally_reaches_prometheus_on_flush() -> None:
+    from prometheus_client import REGISTRY
+
+    from hub.dataservice.http import CallTally
+
+    def sample(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    calls = {"resource": "tally-test", "kind": "verify", "outcome": "ok"}
+    before_calls = sample("govhub_dataservice_calls_total", calls)
+    before_count = sample("govhub_dataservice_call_seconds_count", {"kind": "verify"})
+    before_fast = sample(
+        "govhub_dataservice_call_seconds_bucket", {"kind": "verify", "le": "0.001"}
+    )
+    before_sum = sample("govhub_dataservice_call_seconds_sum", {"kind": "verify"})
+    tally = CallTally()
+    for seconds in (0.0002, 0.0009, 0.003, 7.0):
+        tally.add("tally-test", "verify", "ok", seconds)
+    tally.add("tally-test", "verify", "not-found", 0.0001)
+    assert sample("govhub_dataservice_calls_total", calls) == before_calls  # not yet
+    tally.flush()
+    assert sample("govhub_dataservice_calls_total", calls) == before_calls + 4
+    assert sample("govhub_dataservice_calls_total", {**calls, "outcome": "not-found"}) >= 1
+    assert sample("govhub_dataservice_call_seconds_count", {"kind": "verify"}) == before_count + 5
+    assert (
+        sample("govhub_dataservice_call_seconds_bucket", {"kind": "verify", "le": "0.001"})
+        == before_fast + 3
+    )
+    assert sample("govhub_dataservice_call_seconds_sum", {"kind": "verify"}) == pytest.approx(
+        before_sum + 7.0042
+    )
+    tally.flush()  # nothing twice
+    assert sample("govhub_dataservice_calls_total", calls) == before_calls + 4
