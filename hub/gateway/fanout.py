@@ -95,6 +95,9 @@ class FanOut:
         self.frames_live = 0
         self.frames_scanned = 0
         self.scans_started = 0
+        self.outbox: list[Callable[[], None]] = []
+        """Writes the direct path held back during a live batch, one per stream: a
+        stream's frames of one batch leave in one socket write (see :meth:`flush`)."""
 
     def tail(self, partition: int) -> PartitionTail:
         tail = self.tails.get(partition)
@@ -237,15 +240,18 @@ class FanOut:
         start = tail.position
         live = tail.live
         if live:
-            for frame in frames:
-                if frame.offset < start:
-                    continue
-                group = live.get(frame.recipient)
-                if group is None:
-                    continue
-                for session in group if len(group) == 1 else tuple(group):
-                    if frame.offset >= session.live_from:
-                        self._offer(session, frame, live=True)
+            try:
+                for frame in frames:
+                    if frame.offset < start:
+                        continue
+                    group = live.get(frame.recipient)
+                    if group is None:
+                        continue
+                    for session in group if len(group) == 1 else tuple(group):
+                        if frame.offset >= session.live_from:
+                            self._offer(session, frame, live=True)
+            finally:
+                self.flush()
         self.frames_live += len(frames)
         newest = frames[-1].offset + 1 if frames else start
         if position is None or position < newest:
@@ -253,6 +259,16 @@ class FanOut:
         if position > start:
             tail.position = position
         self._switch_round(tail)
+
+    def flush(self) -> None:
+        """Send what the direct path held back in this batch. Nothing else runs on the
+        loop between a held-back frame and this call, so a stream's later frames (queued
+        for its handler) are written after these, in order."""
+        outbox = self.outbox
+        if outbox:
+            self.outbox = []
+            for write in outbox:
+                write()
 
     # -- catch-up scans -------------------------------------------------------------------
     def scan_next(self, partition: int) -> ScanJob | None:

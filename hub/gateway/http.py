@@ -281,16 +281,37 @@ class StreamEndpoints:
         encode: Callable[[int, int, DeliveryFrame], bytes],
     ) -> Callable[[DeliveryFrame], bool]:
         """A writer the fan-out may call while the handler is parked: the frame goes to
-        the socket at once, in the same bytes the handler would write, with no task
-        switch. It declines (the frame is then queued) when the socket is backed up."""
+        the socket in the same bytes the handler would write, with no task switch. The
+        frames of one live batch are held and leave in one write when the batch ends
+        (:meth:`FanOut.flush`): a district's stream gets dozens of frames per batch, and
+        each write is a system call and a loopback or network packet. It declines (the
+        frame is then queued) when the socket is backed up."""
         sent = self.svc.sent
+        fanout = self.svc.fanout
         partition = session.partition
+        held: list[bytes] = []
+        held_bytes = 0
+
+        def write() -> None:
+            nonlocal held_bytes
+            data = held[0] if len(held) == 1 else b"".join(held)
+            held.clear()
+            held_bytes = 0
+            if not transport.is_closing():
+                transport.write(data)
 
         def direct(frame: DeliveryFrame) -> bool:
-            if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_LIMIT:
+            nonlocal held_bytes
+            if (
+                transport.is_closing()
+                or transport.get_write_buffer_size() + held_bytes > DIRECT_LIMIT
+            ):
                 return False
             data = encode(partition, session.told, frame)
-            transport.write(data)
+            if not held:
+                fanout.outbox.append(write)
+            held.append(data)
+            held_bytes += len(data)
             session.told = frame.offset + 1
             session.last_sent = time.monotonic()
             sent.add_one(

@@ -8,6 +8,7 @@ frames from its cursor on, in order, none twice, none missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import pytest
@@ -300,3 +301,55 @@ def test_a_tail_restarted_past_live_streams_catches_them_up() -> None:
         p.scan_step(7)
     p.live_step(5)
     assert drain(s, p.fanout) == list(range(30))
+
+
+def test_direct_frames_of_a_batch_leave_in_one_write_in_order() -> None:
+    """The direct path holds a stream's frames of one live batch and writes them once, at
+    the batch's end; across batches, and with the socket backed up, order is kept."""
+    import socket as pysocket
+    from types import SimpleNamespace
+
+    from hub.gateway.http import StreamEndpoints, _sse_raw
+    from hub.gateway.service import SendTally
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = pysocket.socketpair()
+        theirs.setblocking(False)
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        writes: list[bytes] = []
+        real_write = transport.write
+
+        def counted(data: bytes) -> None:
+            writes.append(bytes(data))
+            real_write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+        p = Partition([frame(i, RECIPIENTS[i % 2]) for i in range(40)])
+        p.start_tail(0)
+        s = session(1, "a", 0)
+        p.fanout.attach(s)
+        svc = SimpleNamespace(sent=SendTally((1.0, float("inf"))), fanout=p.fanout)
+        s.direct = StreamEndpoints._direct_writer(  # type: ignore[arg-type]
+            SimpleNamespace(svc=svc), s, transport, _sse_raw
+        )
+        s.parked = True
+        p.live_step(20)  # ten frames for "a"
+        assert len(writes) == 1 and not p.fanout.outbox
+        p.live_step(20)
+        assert len(writes) == 2
+        expected = b"".join(_sse_raw(0, i - 1 if i else 0, frame(i, "a")) for i in range(0, 40, 2))
+        got = b""
+        deadline = loop.time() + 10
+        while len(got) < len(expected) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+            with contextlib.suppress(BlockingIOError):
+                got += theirs.recv(1 << 20)
+        assert got == expected
+        assert got.count(b"event: frame") == 20
+        assert s.told == 39
+        assert not s.buffer
+        transport.close()
+        theirs.close()
+
+    asyncio.run(scenario())
