@@ -13,7 +13,7 @@ def test_stats_do_not_walk_the_frozen_heap_and_collections_are_counted() -> None
     keeper.install()
     try:
         frozen = keeper.frozen_at_collect
-        assert frozen == gc.get_freeze_count() > 0
+        assert frozen > 0  # (frozen objects freed since by reference counting leave it)
         held = [[i] for i in range(50_000)]  # long-lived objects built after start-up
         gc.freeze()
         stats = keeper.stats()
@@ -22,7 +22,7 @@ def test_stats_do_not_walk_the_frozen_heap_and_collections_are_counted() -> None
         gc.collect(0)
         assert keeper.stats()["gc_collections"][0] >= 1
         keeper._full()
-        assert keeper.frozen_at_collect >= frozen + len(held)
+        assert keeper.frozen_at_collect >= len(held)
         assert keeper.stats()["gc_frozen_objects_at_last_collect"] == keeper.frozen_at_collect
     finally:
         keeper.uninstall()
