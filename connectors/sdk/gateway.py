@@ -16,7 +16,8 @@ Checks, in order, for every frame event:
 
 Transient trouble — the gateway restarting, a dropped connection, ``slow-consumer``, the
 api unreachable for a key — is retried with backoff and jitter over the configured gateway
-URLs; a redirect to the partition's owner is followed. Refusals that retrying cannot fix raise at once:
+URLs; a redirect to the partition's owner is followed. Refusals that retrying cannot fix
+raise at once:
 :class:`SubscriptionRevoked` (revoked, suspended, expired, party suspended, token expired
 or rotated), :class:`GatewayRefused`, :class:`StreamReplaced`.
 """

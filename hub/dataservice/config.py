@@ -39,7 +39,8 @@ class DataServiceConfig(BaseModel):
     daily_quota: int | None = Field(
         default=None,
         ge=1,
-        description="calls per subscription per UTC day on this node (None: no quota)",
+        description="calls per subscription per UTC day, counted across every node "
+        "(shared in <prefix>_govhub.dataservice-usage; None: no quota)",
     )
     default_rate_limit_per_s: int | None = Field(
         default=None,

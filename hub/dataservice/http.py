@@ -40,6 +40,7 @@ from hub.dataservice.audit import AuditSink, call_event
 from hub.dataservice.limits import CallLimits
 from hub.dataservice.materialise import Materialiser
 from hub.dataservice.store import StoredRecord, index_value
+from hub.dataservice.usage import UsageTotals
 from hub.parties.model import Role
 from hub.policy.views import CompiledView, ViewError
 from hub.registry.framing import unframe
@@ -139,6 +140,7 @@ class DataServiceApi:
         daily_quota: int | None,
         default_rate_limit_per_s: int | None,
         readiness: Callable[[], list[str]],
+        usage: UsageTotals | None = None,
     ) -> None:
         self._state = state
         self._views = views
@@ -148,7 +150,11 @@ class DataServiceApi:
         self._max_batch = max_batch_keys
         self._max_page = max_page_size
         self._max_scan = max_scan_per_page
-        self._limits = CallLimits(daily_quota)
+        self.limits = (
+            CallLimits(daily_quota)
+            if usage is None
+            else CallLimits(daily_quota, others=usage.others, resume=usage.own)
+        )
         self._default_rate = default_rate_limit_per_s
         self._readiness = readiness
         self.tally = CallTally()
@@ -239,7 +245,7 @@ class DataServiceApi:
         grant = ctx.grant
         assert grant is not None
         rate = grant.subscription.rate_limit_per_s or self._default_rate
-        refused = self._limits.admit(grant.subscription.id, rate, cost)
+        refused = self.limits.admit(grant.subscription.id, rate, cost)
         if refused == "quota":
             raise AccessDenied(
                 429, f"subscription {grant.subscription.id}: daily quota used up", "quota"

@@ -1,15 +1,18 @@
-"""Rate limits and quotas per subscription, on this node.
+"""Rate limits and quotas per subscription.
 
 The rate is the subscription's ``rate_limit_per_s`` (or the node's default): a token
-bucket holding at most one second of calls. The quota counts calls per UTC day. Both are
-per node: with N nodes a caller may reach N times the rate — the per-node figure is what
-protects each node, and the audit trail holds the total.
+bucket holding at most one second of calls, per node — with N nodes a caller may reach N
+times the rate; the per-node figure is what protects each node. The quota counts calls
+per UTC day across all nodes when the node shares its counts
+(:class:`hub.dataservice.usage.SharedUsage`: ``others`` gives the other nodes' count,
+``resume`` this node's count written before a restart), else on this node alone.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _DAY_S = 86_400
@@ -23,11 +26,42 @@ class _Bucket:
     used_today: int
 
 
+DayCount = Callable[[str, int], int]
+
+
+def _none(subscription: str, day: int) -> int:
+    return 0
+
+
 class CallLimits:
-    def __init__(self, daily_quota: int | None) -> None:
+    def __init__(
+        self,
+        daily_quota: int | None,
+        others: DayCount | None = None,
+        resume: DayCount | None = None,
+    ) -> None:
         self._quota = daily_quota
+        self._others = others or _none
+        self._resume = resume or _none
         self._buckets: dict[str, _Bucket] = {}
+        self._changed: set[str] = set()
         self._lock = threading.Lock()
+
+    def unchanged(self, counts: dict[str, tuple[int, int]]) -> None:
+        """Counts from :meth:`changed` that could not be shared: offer them again."""
+        with self._lock:
+            self._changed.update(counts)
+
+    def changed(self) -> dict[str, tuple[int, int]]:
+        """``{subscription: (day, calls today)}`` of every subscription whose count moved
+        since the last call (what the node shares)."""
+        with self._lock:
+            names, self._changed = self._changed, set()
+            return {
+                name: (bucket.day, bucket.used_today)
+                for name in names
+                if (bucket := self._buckets.get(name)) is not None
+            }
 
     def admit(self, subscription: str, rate_per_s: int | None, cost: int = 1) -> str | None:
         """``None`` when the call may proceed, else the refusal: ``rate-limited`` or
@@ -38,10 +72,14 @@ class CallLimits:
             bucket = self._buckets.get(subscription)
             if bucket is None:
                 burst = float(rate_per_s or 0)
-                bucket = self._buckets[subscription] = _Bucket(burst, now, day, 0)
+                resumed = self._resume(subscription, day)
+                bucket = self._buckets[subscription] = _Bucket(burst, now, day, resumed)
             if bucket.day != day:
                 bucket.day, bucket.used_today = day, 0
-            if self._quota is not None and bucket.used_today + 1 > self._quota:
+            if (
+                self._quota is not None
+                and bucket.used_today + self._others(subscription, day) + 1 > self._quota
+            ):
                 return "quota"
             if rate_per_s is not None:
                 bucket.tokens = min(
@@ -53,4 +91,5 @@ class CallLimits:
                     return "rate-limited"
                 bucket.tokens -= need
             bucket.used_today += 1
+            self._changed.add(subscription)
             return None

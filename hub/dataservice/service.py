@@ -11,19 +11,29 @@ import asyncio
 import logging
 import socket
 import threading
+import uuid
 from pathlib import Path
 
 from aiohttp import web
 
+from hub import kafka
 from hub.config import HubConfig
 from hub.crypto.kms import Kms
 from hub.dataservice.access import AccessBook
 from hub.dataservice.audit import AuditSink, AuditWriter
 from hub.dataservice.http import DataServiceApi
 from hub.dataservice.materialise import Materialiser
+from hub.dataservice.usage import SharedUsage
 from hub.state import ControlState
 
 log = logging.getLogger(__name__)
+
+
+def _usage_node(port: int) -> str:
+    """This node's name in the shared call counts: stable across restarts when the port is
+    fixed (so a restarted node resumes its count), unique otherwise."""
+    suffix = str(port) if port else f"any-{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{suffix}"
 
 
 class DataService:
@@ -49,6 +59,15 @@ class DataService:
                 node=f"{socket.gethostname()}:{cfg.port}",
             )
             audit = self._writer
+        # With a daily quota, every node shares its call counts (hub/dataservice/usage.py).
+        self._usage: SharedUsage | None = None
+        if cfg.daily_quota is not None:
+            self._usage = SharedUsage(
+                config.kafka.bootstrap_servers,
+                config.kafka.topic_prefix,
+                _usage_node(cfg.port),
+                config.kafka.client_config,
+            )
         self._api = DataServiceApi(
             state,
             self.views,
@@ -61,6 +80,7 @@ class DataService:
             daily_quota=cfg.daily_quota,
             default_rate_limit_per_s=cfg.default_rate_limit_per_s,
             readiness=self.readiness,
+            usage=None if self._usage is None else self._usage.totals,
         )
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -89,6 +109,11 @@ class DataService:
             target=self._read, args=(stop,), name="govhub-dataservice-views", daemon=True
         )
         self._reader.start()
+        if self._usage is not None:
+            # Before the first call: a restarted node resumes its own count of the day.
+            kafka_cfg = self._config.kafka
+            admin = kafka.admin_client(kafka_cfg.bootstrap_servers, kafka_cfg.client_config)
+            self._usage.start(admin, kafka_cfg.replication_factor)
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -109,6 +134,9 @@ class DataService:
             loop.close()
             self._reader.join(timeout=30)
             self.views.close()
+            if self._usage is not None:
+                self._share_usage()
+                self._usage.stop()
             if self._writer is not None:
                 left = self._writer.close(10)
                 if left:
@@ -137,12 +165,31 @@ class DataService:
         return runner
 
     async def _wait(self, stop: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
         tick = 0
+        sharing: asyncio.Future[None] | None = None
         try:
             while not stop.is_set() and self.error is None:
                 await asyncio.sleep(0.1)
                 tick += 1
                 if tick % 10 == 0:
                     self._api.tally.flush()
+                    if self._usage is not None and (sharing is None or sharing.done()):
+                        sharing = loop.run_in_executor(None, self._share_usage)
         finally:
             self._api.tally.flush()
+            if sharing is not None:
+                await asyncio.wait([sharing], timeout=15)
+
+    def _share_usage(self) -> None:
+        """Write this node's changed call counts (off the event loop); a failed write is
+        logged and the counts go out with the next one."""
+        assert self._usage is not None
+        counts = self._api.limits.changed()
+        if not counts:
+            return
+        try:
+            self._usage.publish(counts)
+        except Exception as exc:
+            self._api.limits.unchanged(counts)
+            log.warning("data service: call counts not shared: %s", exc)

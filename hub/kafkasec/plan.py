@@ -12,7 +12,8 @@ Who may do what (design §9; ``docs/operations.md`` "Kafka security")::
     govhub-api           read every control topic, write the control and audit topics,
                          create the hub's topics
     govhub-audit         read the audit topic, write the audit chain under its transactional id
-    govhub-dataservice   read govhub.src.* (the materialised views), write audit
+    govhub-dataservice   read govhub.src.* (the materialised views), write audit, read,
+                         write and create _govhub.dataservice-usage (shared call counts)
 
 Hub roles also read the five control tables every role materialises (design §4) and may
 describe every hub topic (a role checks at start that the hub's topics exist). Nobody
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 from hub.catalogue.model import Resource
 from hub.config import HubConfig
+from hub.dataservice.usage import usage_topic
 from hub.kafkasec.model import (
     CLUSTER_NAME,
     AclEntry,
@@ -196,6 +198,8 @@ def role_entries(names: HubKafkaNames, p: Principals) -> Iterator[AclEntry]:
     yield from _hub_role(p.data_service, t)
     yield from _topic(p.data_service, src, R, prefixed=True)
     yield from _topic(p.data_service, t.audit, W)
+    # The nodes' shared call counts (daily quotas): their own topic, made on first start.
+    yield from _topic(p.data_service, usage_topic(t.prefix), R, W, C)
 
 
 def connector_entries(department: str, t: Topics, p: Principals) -> Iterator[AclEntry]:

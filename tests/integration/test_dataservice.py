@@ -481,7 +481,7 @@ def _free_port() -> int:
 
 
 def _start_node(
-    world: HubWorld, state_dir: Path, port: int, rebuild: bool = False
+    world: HubWorld, state_dir: Path, port: int, rebuild: bool = False, extra: str = ""
 ) -> subprocess.Popen[bytes]:
     config = state_dir / "hub.toml"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -496,7 +496,7 @@ port = 0
 port = {port}
 rebuild_on_start = {"true" if rebuild else "false"}
 indexes = {{ dibao = ["category"] }}
-""",
+{extra}""",
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVHUB_", "KAFKA_"))}
@@ -596,3 +596,52 @@ def test_killed_node_restarts_and_answers_the_same(world: HubWorld, tmp_path: Pa
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_daily_quota_holds_across_nodes_and_restarts(world: HubWorld, tmp_path: Path) -> None:
+    """Two nodes share each subscription's daily quota through their call counts; a node
+    killed and restarted keeps its count."""
+    state = world.runtime.state
+    party = "chaowai-shenlu"  # holds no other service subscription
+    state.put_subscription(service_subscription("ds-quota", party, "110105002002"))
+    rows: list[dict[str, Any]] = world.rows  # type: ignore[attr-defined]
+    key = next(r["id_card"] for r in rows if r["region_code"] == "110105002002")
+    path = f"/v1/data/dibao/records/{key}"
+    ports = [_free_port(), _free_port()]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    procs = [
+        _start_node(world, tmp_path / f"node{i}", port, extra="daily_quota = 6")
+        for i, port in enumerate(ports)
+    ]
+
+    def calls(base: str, n: int) -> list[int]:
+        http = client(world, party, base)
+        return [http.call("GET", path)[0] for _ in range(n)]
+
+    def shared() -> None:
+        time.sleep(2.5)  # each node writes its counts once a second
+
+    try:
+        for base, proc in zip(bases, procs, strict=True):
+            _wait_ready(base, proc)
+        assert calls(bases[0], 4) == [200] * 4
+        shared()
+        assert calls(bases[1], 3) == [200, 200, 429]  # 4 + 2 = 6
+        shared()
+        assert calls(bases[0], 1) == [429]
+        status, body, _ = client(world, party, bases[1]).call("GET", path)
+        assert status == 429 and "daily quota" in body["error"]
+        # Killed and started again on the same port, node 0 resumes its count of 4.
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        procs[0] = _start_node(world, tmp_path / "node0", ports[0], extra="daily_quota = 6")
+        _wait_ready(bases[0], procs[0])
+        assert calls(bases[0], 1) == [429]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -93,3 +93,38 @@ def test_call_tally_reaches_prometheus_on_flush() -> None:
     )
     tally.flush()  # nothing twice
     assert sample("govhub_dataservice_calls_total", calls) == before_calls + 4
+
+
+def test_the_daily_quota_counts_the_other_nodes_calls_and_resumes_after_a_restart() -> None:
+    import time as _time
+
+    from hub.dataservice.usage import UsageTotals
+
+    day = int(_time.time()) // 86_400
+    totals = UsageTotals("node-a")
+    # Rows as the usage table reads them: another node's, an older day's, and this node's
+    # own count written before it restarted.
+    totals.apply("node-b|s", {"node": "node-b", "subscription": "s", "day": day, "calls": 3})
+    totals.apply("node-c|s", {"node": "node-c", "subscription": "s", "day": day - 1, "calls": 9})
+    totals.apply("node-a|s", {"node": "node-a", "subscription": "s", "day": day, "calls": 2})
+    totals.apply("junk", {"no": "fields"})
+    assert totals.others("s", day) == 3 and totals.own("s", day) == 2
+    limits = CallLimits(daily_quota=7, others=totals.others, resume=totals.own)
+    assert [limits.admit("s", None) for _ in range(3)] == [None, None, "quota"]  # 3 + 2 + 2
+    assert limits.changed() == {"s": (day, 4)}
+    assert limits.changed() == {}  # only what moved since
+    # node-b's newer row replaces its older one (not added to it); its delete frees it.
+    totals.apply("node-b|s", {"node": "node-b", "subscription": "s", "day": day, "calls": 1})
+    assert totals.others("s", day) == 1
+    assert limits.admit("s", None) is None and limits.admit("s", None) is None
+    assert limits.admit("s", None) == "quota"
+    totals.apply("node-b|s", None)
+    assert totals.others("s", day) == 0
+    assert limits.admit("s", None) is None
+    counts = limits.changed()
+    assert counts == {"s": (day, 7)}
+    limits.unchanged(counts)  # a failed write offers them again
+    assert limits.changed() == counts
+    # Other subscriptions and other days are counted apart.
+    assert limits.admit("t", None) is None
+    assert totals.others("t", day) == 0
