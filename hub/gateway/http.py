@@ -290,37 +290,40 @@ class StreamEndpoints:
         fanout = self.svc.fanout
         partition = session.partition
         held: list[bytes] = []
+        latencies: list[float] = []
         held_bytes = 0
+        records = 0
+        room = 0
 
         def write() -> None:
-            nonlocal held_bytes
+            nonlocal held_bytes, records
             data = held[0] if len(held) == 1 else b"".join(held)
+            sent.add(session.tier, session.protocol, len(held), held_bytes, records, latencies)
             held.clear()
-            held_bytes = 0
+            latencies.clear()
+            held_bytes = records = 0
+            session.last_sent = time.monotonic()
             if not transport.is_closing():
                 transport.write(data)
 
         def direct(frame: DeliveryFrame) -> bool:
-            nonlocal held_bytes
-            if (
-                transport.is_closing()
-                or transport.get_write_buffer_size() + held_bytes > DIRECT_LIMIT
-            ):
+            nonlocal held_bytes, records, room
+            if not held:
+                # Nothing reaches the socket until the batch ends: its state is looked at
+                # once per batch, not per frame.
+                if transport.is_closing():
+                    return False
+                room = DIRECT_LIMIT - transport.get_write_buffer_size()
+            if held_bytes > room:
                 return False
             data = encode(partition, session.told, frame)
             if not held:
                 fanout.outbox.append(write)
             held.append(data)
             held_bytes += len(data)
+            records += frame.entries
+            latencies.append(max(0.0, time.time() - frame.timestamp_ms / 1000))
             session.told = frame.offset + 1
-            session.last_sent = time.monotonic()
-            sent.add_one(
-                session.tier,
-                session.protocol,
-                len(data),
-                frame.entries,
-                max(0.0, time.time() - frame.timestamp_ms / 1000),
-            )
             return True
 
         return direct
