@@ -273,6 +273,13 @@ DATASERVICE_CALLS = Counter(
     "error)",
     ["resource", "kind", "outcome"],
 )
+DATASERVICE_USAGE_WRITES = Counter(
+    "govhub_dataservice_usage_writes_total",
+    "Rows of this node's call counts written to the shared usage topic (daily quotas "
+    "across nodes), by outcome (ok: rows written; failed: writes that failed and are "
+    "retried with the next)",
+    ["outcome"],
+)
 DATASERVICE_CALL_SECONDS = Histogram(
     "govhub_dataservice_call_seconds",
     "Time to answer a data-service call, from the request to the response body",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hub import kafka
+from hub import kafka, metrics
 from hub.config import HubConfig
 from hub.crypto.kms import Kms
 from hub.dataservice.access import AccessBook
@@ -109,16 +109,16 @@ class DataService:
             target=self._read, args=(stop,), name="govhub-dataservice-views", daemon=True
         )
         self._reader.start()
-        if self._usage is not None:
-            # Before the first call: a restarted node resumes its own count of the day.
-            kafka_cfg = self._config.kafka
-            admin = kafka.admin_client(kafka_cfg.bootstrap_servers, kafka_cfg.client_config)
-            self._usage.start(admin, kafka_cfg.replication_factor)
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
         runner: web.AppRunner | None = None
         try:
+            if self._usage is not None:
+                # Before the first call: a restarted node resumes its own count of the day.
+                kafka_cfg = self._config.kafka
+                admin = kafka.admin_client(kafka_cfg.bootstrap_servers, kafka_cfg.client_config)
+                self._usage.start(admin, kafka_cfg.replication_factor)
             runner = loop.run_until_complete(self._start())
             self.ready.set()
             loop.run_until_complete(self._wait(stop))
@@ -189,7 +189,10 @@ class DataService:
         if not counts:
             return
         try:
-            self._usage.publish(counts)
+            written = self._usage.publish(counts)
         except Exception as exc:
             self._api.limits.unchanged(counts)
+            metrics.DATASERVICE_USAGE_WRITES.labels("failed").inc()
             log.warning("data service: call counts not shared: %s", exc)
+        else:
+            metrics.DATASERVICE_USAGE_WRITES.labels("ok").inc(written)

@@ -9,6 +9,7 @@ and one community (永安里社区, default masking for 社区/村 units).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import statistics
@@ -517,6 +518,15 @@ indexes = {{ dibao = ["category"] }}
     )
 
 
+def _stop_node(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -590,12 +600,7 @@ def test_killed_node_restarts_and_answers_the_same(world: HubWorld, tmp_path: Pa
             f"rebuilt {rebuilt:.1f} s"
         )
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop_node(proc)
 
 
 def test_daily_quota_holds_across_nodes_and_restarts(world: HubWorld, tmp_path: Path) -> None:
@@ -626,6 +631,12 @@ def test_daily_quota_holds_across_nodes_and_restarts(world: HubWorld, tmp_path: 
             _wait_ready(base, proc)
         assert calls(bases[0], 4) == [200] * 4
         shared()
+        with urllib.request.urlopen(bases[0] + "/metrics", timeout=5) as response:
+            exposed = response.read().decode()
+        written = re.search(
+            r'^govhub_dataservice_usage_writes_total\{outcome="ok"\} ([0-9.]+)$', exposed, re.M
+        )
+        assert written is not None and float(written.group(1)) >= 1
         assert calls(bases[1], 3) == [200, 200, 429]  # 4 + 2 = 6
         shared()
         assert calls(bases[0], 1) == [429]
@@ -639,9 +650,4 @@ def test_daily_quota_holds_across_nodes_and_restarts(world: HubWorld, tmp_path: 
         assert calls(bases[0], 1) == [429]
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            _stop_node(proc)
