@@ -16,7 +16,6 @@ stay per node: they protect each node.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -24,10 +23,6 @@ from typing import Any
 
 from hub.controlstate import CompactedTable
 from hub.topics import COMPACTED, ensure_topics
-
-log = logging.getLogger(__name__)
-
-PUBLISH_INTERVAL_S = 1.0
 
 
 def usage_topic(prefix: str) -> str:
