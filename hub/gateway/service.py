@@ -482,7 +482,6 @@ class GatewayService:
             self._update_tail()
         metrics.GATEWAY_SUBSCRIBERS.labels(access.tier, protocol).inc()
         metrics.GATEWAY_CONNECTS.labels("served").inc()
-        self.heap.stream_opened()
         return session
 
     def end(self, session: Session, end: EndEvent) -> None:

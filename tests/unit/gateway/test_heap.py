@@ -28,3 +28,25 @@ def test_stats_do_not_walk_the_frozen_heap_and_collections_are_counted() -> None
         keeper.uninstall()
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_each_tick_freezes_what_survived_so_young_collections_stay_small() -> None:
+    keeper = HeapKeeper(collect_interval_s=3600)
+    keeper.install()
+    try:
+        # A working stream replaces frozen objects with new ones (its next wait's future):
+        # the frozen ones are freed, so the young count does not grow with the newcomers.
+        replaced = [[i] for i in range(5_000)]
+        gc.freeze()
+        del replaced
+        newcomers = [[i] for i in range(5_000)]
+        assert gc.get_count()[0] < 5_000  # frees from the frozen heap lowered the count
+        young = {id(o) for o in gc.get_objects(0)} | {id(o) for o in gc.get_objects(1)}
+        assert sum(id(o) in young for o in newcomers) == len(newcomers)
+        keeper.tick()  # not due for a full collection: freezes, O(1)
+        young = {id(o) for o in gc.get_objects(0)} | {id(o) for o in gc.get_objects(1)}
+        assert not any(id(o) in young for o in newcomers)
+        assert gc.get_count()[0] == 0
+        assert keeper.stats()["gc_collections"][2] == 1  # only the one at install
+    finally:
+        keeper.uninstall()
