@@ -1,6 +1,6 @@
 """Health and readiness of a hub process, whatever roles it runs.
 
-* :class:`BrokerProbe` asks the cluster for metadata in the background, so ``/readyz``
+* :class:`BrokerProbe` asks the cluster to describe itself in the background, so ``/readyz``
   can say "broker unreachable" without a Kafka round trip per request.
 * :class:`HealthServer` serves ``/healthz``, ``/readyz`` and ``/metrics`` for processes
   without the ``api`` role (a router alone, say), on the metrics port. The ``api`` role
@@ -35,7 +35,7 @@ PROCESS_READY = Gauge(
 )
 BROKER_REACHABLE = Gauge(
     "govhub_broker_reachable",
-    "1 while the last metadata request to the Kafka cluster succeeded, else 0",
+    "1 while the last request to the Kafka cluster (DescribeCluster) succeeded, else 0",
 )
 # Unknown (NaN) until a hub runtime exports its readiness and probes the broker, so a
 # process that only imports this module (a connector, a tool) raises no alert.
@@ -44,7 +44,7 @@ BROKER_REACHABLE.set(float("nan"))
 
 
 class BrokerProbe:
-    """Checks every ``interval`` seconds that the cluster answers a metadata request."""
+    """Checks every ``interval`` seconds that the cluster answers a request."""
 
     def __init__(
         self,
@@ -62,6 +62,7 @@ class BrokerProbe:
         self._thread: threading.Thread | None = None
         self._failing_since: float | None = None
         self._error = ""
+        self._admin: Any = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -75,12 +76,19 @@ class BrokerProbe:
             self._thread = None
 
     def check(self) -> None:
-        """One probe now (the background thread calls this every ``interval``)."""
-        admin: Any = kafka.admin_client(self.bootstrap_servers, self._client_config)
+        """One probe now (the background thread calls this every ``interval``).
+
+        One admin client for the probe's life, and a ``DescribeCluster`` request: full
+        topic metadata would cost every hub process thousands of objects per probe on a
+        cluster with thousands of topics, and a client per probe its connections."""
         try:
-            brokers = admin.list_topics(timeout=self._timeout).brokers
-            if not brokers:
-                raise RuntimeError("metadata lists no brokers")
+            if self._admin is None:
+                self._admin = kafka.admin_client(self.bootstrap_servers, self._client_config)
+            cluster = self._admin.describe_cluster(request_timeout=self._timeout).result(
+                timeout=self._timeout + 1
+            )
+            if not cluster.nodes:
+                raise RuntimeError("the cluster lists no brokers")
         except Exception as exc:
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
