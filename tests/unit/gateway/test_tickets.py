@@ -72,3 +72,18 @@ def test_a_new_shared_key_invalidates_old_tickets(book: TicketBook, tmp_path: Pa
 def test_fingerprint_changes_with_the_token_hash() -> None:
     assert token_fingerprint("a") != token_fingerprint("b")
     assert token_fingerprint(None) == token_fingerprint("")
+
+
+def test_remembered_tickets_still_expire_and_die_with_their_key(book: TicketBook) -> None:
+    ticket = book.issue("yonganli", "h", expires_ms=5_000)
+    assert book.verify(ticket, now_ms=1_000)[0] == "yonganli"
+    assert book.verify(ticket, now_ms=1_001)[0] == "yonganli"  # remembered
+    with pytest.raises(TicketError, match="expired"):
+        book.verify(ticket, now_ms=5_000)
+    # A remembered ticket says nothing about a forged one of the same party.
+    with pytest.raises(TicketError):
+        book.verify(ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB"), now_ms=1_000)
+    book._keys.put(ROW_KEY, None)
+    book.ensure_key()
+    with pytest.raises(TicketError, match="another key"):
+        book.verify(ticket, now_ms=1_000)
