@@ -552,6 +552,13 @@ def run_bench(
         result["gateway_cpu_s_per_1k_deliveries"] = round(
             (_cpu_seconds(gateway_pid) - cpu0) / deliveries * 1000, 4
         )
+        # Streams the gateway ended while the backlog ran (slow-consumer: a subscriber
+        # that did not read for a while; it resumes from its cursor by a catch-up read).
+        ended: dict[str, int] = {}
+        for _party, reason, at in dump["end_events"]:
+            if at >= publish_started:
+                ended[reason] = ended.get(reason, 0) + 1
+        result["full_load_stream_ends"] = ended
 
         log.info("full load: %s", result)
 

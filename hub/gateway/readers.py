@@ -1,8 +1,9 @@
 """The gateway's Kafka side: group membership, the live tail and the catch-up scans.
 
 Each runs in a thread of its own (librdkafka calls block) and hands work to the event
-loop with :func:`call_on_loop`, waiting until the loop has taken it — a reader never gets
-more than one batch ahead of the fan-out, which bounds memory.
+loop with :func:`call_on_loop`, waiting until the loop has taken it, which bounds memory.
+The live tail reads and decodes its next batch while the loop fans out the one before:
+it never has more than two batches handed over and not yet taken.
 
 * :class:`Membership` joins the gateways' consumer group over the delivery topic only to
   learn which partitions this instance owns: it pauses every assigned partition and
@@ -44,13 +45,11 @@ class LoopGone(Exception):
     """The event loop stopped while a reader waited for it."""
 
 
-def call_on_loop(
-    loop: asyncio.AbstractEventLoop,
-    stop: threading.Event,
-    fn: Callable[..., T],
-    *args: Any,
-) -> T:
-    """Run ``fn(*args)`` on ``loop`` and wait for its result (from a reader thread)."""
+def submit_to_loop(
+    loop: asyncio.AbstractEventLoop, fn: Callable[..., T], *args: Any
+) -> concurrent.futures.Future[T]:
+    """Run ``fn(*args)`` on ``loop`` (from a reader thread); its result arrives in the
+    returned future. Calls submitted from one thread run in the order submitted."""
     future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def run() -> None:
@@ -64,6 +63,13 @@ def call_on_loop(
         loop.call_soon_threadsafe(run)
     except RuntimeError:
         raise LoopGone("event loop closed") from None
+    return future
+
+
+def loop_result(
+    loop: asyncio.AbstractEventLoop, stop: threading.Event, future: concurrent.futures.Future[T]
+) -> T:
+    """Wait for a call submitted with :func:`submit_to_loop`."""
     while True:
         try:
             return future.result(timeout=0.5)
@@ -71,6 +77,16 @@ def call_on_loop(
             if stop.is_set() or loop.is_closed():
                 future.cancel()
                 raise LoopGone("event loop stopped") from None
+
+
+def call_on_loop(
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+    fn: Callable[..., T],
+    *args: Any,
+) -> T:
+    """Run ``fn(*args)`` on ``loop`` and wait for its result (from a reader thread)."""
+    return loop_result(loop, stop, submit_to_loop(loop, fn, *args))
 
 
 def to_frames(messages: Sequence[Any]) -> dict[int, list[DeliveryFrame]]:
@@ -273,10 +289,17 @@ class LiveTail(_Reader):
         )
         assigned: set[int] = set()
         positions: dict[int, int] = {}
+        # The batch the loop is fanning out while this thread reads and decodes the next
+        # (decoding holds the GIL, but the loop's socket writes do not): two batches at
+        # most are handed over and not yet taken.
+        handed: concurrent.futures.Future[None] | None = None
         try:
             while not self._stop.is_set():
                 wanted = self._wanted
                 if wanted != assigned:
+                    if handed is not None:
+                        loop_result(self._loop, self._stop, handed)
+                        handed = None
                     self._reassign(consumer, assigned, wanted, positions)
                 if not assigned:
                     self._wake.wait(0.2)
@@ -291,7 +314,13 @@ class LiveTail(_Reader):
                         moved[tp.partition] = tp.offset
                 if frames or moved:
                     metrics.GATEWAY_LIVE_READS.inc(sum(len(f) for f in frames.values()))
-                    call_on_loop(self._loop, self._stop, self._deliver, frames, moved)
+                    batch = submit_to_loop(self._loop, self._deliver, frames, moved)
+                    if handed is not None:
+                        loop_result(self._loop, self._stop, handed)
+                    handed = batch
+                elif handed is not None:
+                    loop_result(self._loop, self._stop, handed)
+                    handed = None
         finally:
             consumer.close()
 
