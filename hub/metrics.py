@@ -241,6 +241,12 @@ GATEWAY_CONNECTS = Counter(
     "Stream requests by outcome (served, redirected, refused with the reason)",
     ["outcome"],
 )
+GATEWAY_POLL_REQUESTS = Counter(
+    "govhub_gateway_poll_requests_total",
+    "Long-poll requests by the path that parsed them: lean (the gateway's own, for "
+    "connections that begin with a long-poll) or aiohttp (connections that began otherwise)",
+    ["path"],
+)
 GATEWAY_OWNED_PARTITIONS = Gauge(
     "govhub_gateway_owned_partitions", "Delivery partitions this gateway owns in its group"
 )

@@ -26,8 +26,8 @@ import math
 import re
 import socket as pysocket
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import orjson
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_KEY: web.AppKey[GatewayService] = web.AppKey("gateway", GatewayService)
 MAX_SEND_BYTES = 512 * 1024
+POLL_CONTENT_TYPE = "application/x-ndjson"
 DIRECT_LIMIT = 64 * 1024  # bytes waiting in a socket's buffer before the direct path yields
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SSE_HEARTBEAT = b": keep-alive\n\n"
@@ -87,7 +88,23 @@ def _error(status: int, message: str, reason: str, headers: dict[str, str] | Non
     )
 
 
-def _certificate_subject(request: web.Request) -> str | None:
+class StreamRequest(Protocol):
+    """What opening a stream reads of a request: an aiohttp request, or a long-poll parsed
+    by the gateway's own connection handling (:mod:`hub.gateway.frontdoor`)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> Mapping[str, str]: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def remote(self) -> str | None: ...
+    @property
+    def transport(self) -> asyncio.BaseTransport | None: ...
+
+
+def _certificate_subject(request: StreamRequest) -> str | None:
     transport = request.transport
     cert: Any = transport.get_extra_info("peercert") if transport is not None else None
     if not cert:
@@ -108,7 +125,7 @@ class StreamEndpoints:
         self.failed_sign_ins = RateLimiter(rate=1.0, burst=20)
 
     # -- authentication ------------------------------------------------------------------
-    async def authenticate(self, request: web.Request) -> tuple[Party, str | None]:
+    async def authenticate(self, request: StreamRequest) -> tuple[Party, str | None]:
         """The calling party and the token fingerprint its stream is bound to; a refused
         credential is audited (``sign-in.failed``, the claimed party, never the secret)."""
         address = request.remote or "unknown"
@@ -142,7 +159,7 @@ class StreamEndpoints:
             )
             raise
 
-    async def _authenticate(self, request: web.Request) -> tuple[Party, str | None]:
+    async def _authenticate(self, request: StreamRequest) -> tuple[Party, str | None]:
         svc = self.svc
         authorization = request.headers.get("Authorization")
         loop = asyncio.get_running_loop()
@@ -182,7 +199,7 @@ class StreamEndpoints:
 
     # -- opening a stream ------------------------------------------------------------------
     async def open(
-        self, request: web.Request, protocol: StreamProtocol
+        self, request: StreamRequest, protocol: StreamProtocol
     ) -> tuple[Session, WelcomeEvent]:
         svc = self.svc
         if svc.stopping:
@@ -482,6 +499,13 @@ class StreamEndpoints:
 
     # -- NDJSON long-poll --------------------------------------------------------------------
     async def poll(self, request: web.Request) -> web.StreamResponse:
+        """A long-poll on a connection that began with another request (see
+        :mod:`hub.gateway.frontdoor` for the others)."""
+        metrics.GATEWAY_POLL_REQUESTS.labels("aiohttp").inc()
+        return web.Response(body=await self.poll_body(request), content_type=POLL_CONTENT_TYPE)
+
+    async def poll_body(self, request: StreamRequest) -> bytes:
+        """One long-poll: the NDJSON body of the answer (refusals raise ``HTTPException``)."""
         svc = self.svc
         try:
             wait = min(float(request.query.get("wait", "20")), svc.gw.poll_wait_max_s)
@@ -519,9 +543,9 @@ class StreamEndpoints:
             lines.append(orjson.dumps(PositionEvent(position).to_json()))
         if not session.closed:
             svc.poll_expiry[session] = time.monotonic() + svc.gw.poll_linger_s
-        return web.Response(body=b"\n".join(lines) + b"\n", content_type="application/x-ndjson")
+        return b"\n".join(lines) + b"\n"
 
-    async def _poll_session(self, request: web.Request) -> tuple[Session, WelcomeEvent]:
+    async def _poll_session(self, request: StreamRequest) -> tuple[Session, WelcomeEvent]:
         svc = self.svc
         party, fingerprint = await self.authenticate(request)
         client = request.query.get("client", "default")
@@ -598,10 +622,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+ENDPOINTS_KEY: web.AppKey[StreamEndpoints] = web.AppKey("endpoints", StreamEndpoints)
+
+
 def build_gateway_app(service: GatewayService) -> web.Application:
     endpoints = StreamEndpoints(service)
     app = web.Application(client_max_size=65_536)
     app[SERVICE_KEY] = service
+    app[ENDPOINTS_KEY] = endpoints
     app.router.add_get(STREAM_PATHS["sse"], endpoints.sse)
     app.router.add_get(STREAM_PATHS["ws"], endpoints.ws)
     app.router.add_get(STREAM_PATHS["poll"], endpoints.poll)

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from confluent_kafka import KafkaException, TopicPartition
@@ -45,6 +45,9 @@ from hub.gateway.timers import LoopStalls, WakeWheel
 from hub.gateway.wire import EndEvent, StreamProtocol
 from hub.parties.model import Party
 from hub.state import ControlState
+
+if TYPE_CHECKING:
+    from hub.gateway.frontdoor import Doorkeeper
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,8 @@ class GatewayService:
         self._live: LiveTail | None = None
         self._membership: Membership | None = None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self.doorkeeper: Doorkeeper | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._auth_pool = concurrent.futures.ThreadPoolExecutor(
             self.gw.auth_threads, thread_name_prefix="gateway-auth"
@@ -140,7 +145,8 @@ class GatewayService:
             self._auth_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _serve(self, stop: threading.Event) -> None:
-        from hub.gateway.http import build_gateway_app
+        from hub.gateway.frontdoor import Doorkeeper
+        from hub.gateway.http import ENDPOINTS_KEY, build_gateway_app
 
         loop = asyncio.get_running_loop()
         cfg = self.config
@@ -155,15 +161,14 @@ class GatewayService:
         )
         await self._runner.setup()
         ssl_context = self._ssl_context()
-        site = web.TCPSite(
-            self._runner,
-            self.gw.host,
-            self.gw.port,
-            ssl_context=ssl_context,
-            backlog=4096,
+        # Connections start at the front door: long-polls take the lean path, the rest
+        # go to aiohttp (its site would hand every connection to aiohttp).
+        assert self._runner.server is not None
+        doorkeeper = self.doorkeeper = Doorkeeper(app[ENDPOINTS_KEY], self._runner.server)
+        self._server = await loop.create_server(
+            doorkeeper.protocol, self.gw.host, self.gw.port, ssl=ssl_context, backlog=4096
         )
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
+        sockets = self._server.sockets
         self.port = int(sockets[0].getsockname()[1]) if sockets else self.gw.port
         scheme = "https" if ssl_context is not None else "http"
         self.url = self.gw.advertised_url or f"{scheme}://{self.gw.host}:{self.port}"
@@ -178,6 +183,7 @@ class GatewayService:
             loop.create_task(self._every(LAG_METRICS_S, self._report_lag)),
             loop.create_task(self._every(1.0, self._flush_counts)),
             loop.create_task(self._every(1.0, self._housekeeping)),
+            loop.create_task(self._every(5.0, doorkeeper.sweep)),
             loop.create_task(self._every(1.0, self.heap.tick)),
             loop.create_task(self._every(WAKE_SWEEP_S, self._wake_sweep)),
             loop.create_task(self.stalls.run()),
@@ -209,6 +215,10 @@ class GatewayService:
         for reader in (self._live, *self._scanners.values()):
             if reader is not None:
                 await loop.run_in_executor(None, reader.stop)
+        if self._server is not None:
+            self._server.close()
+        if self.doorkeeper is not None:
+            self.doorkeeper.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._watermarks is not None:

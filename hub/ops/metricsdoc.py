@@ -60,6 +60,7 @@ LABEL_BOUNDS: dict[str, str] = {
     "operation": "fixed operation names (under 20)",
     "role": "hub roles: api, router, gateway (3)",
     "generation": "Python garbage collector generations (3)",
+    "path": "the gateway's request paths for long-polls: lean, aiohttp (2)",
 }
 
 # Labels whose values grow with the number of recipients, subscriptions or records.
