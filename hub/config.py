@@ -154,6 +154,10 @@ class RouterConfig(_Frozen):
     )
 
 
+# The gateway's tier labels (hub.gateway.access) of streets/townships and communities/villages.
+GRASSROOTS_TIERS = frozenset({"township", "village"})
+
+
 class GatewayConfig(TlsServerConfig):
     """The ``gateway`` role: streams delivery frames to subscribers over HTTP."""
 
@@ -181,6 +185,14 @@ class GatewayConfig(TlsServerConfig):
         le=268_435_456,
         description="frame bytes queued for one subscriber before it is disconnected "
         "(or, when paced by its rate limit, sent back to catch-up)",
+    )
+    upper_tier_buffer_bytes: int = Field(
+        default=16_777_216,
+        ge=65_536,
+        le=1_073_741_824,
+        description="the same bound for streams of departments and of county-level and "
+        "higher units: whole resources or districts, far more frames than a street's or a "
+        "community's, and few of them",
     )
     socket_send_buffer_bytes: int = Field(
         default=262_144,
@@ -217,6 +229,12 @@ class GatewayConfig(TlsServerConfig):
         le=86_400,
         description="full garbage collection of the frozen heap (one pause, ~1 s at 10k streams)",
     )
+
+    def buffer_bytes(self, tier: str) -> int:
+        """The buffer bound of a stream of ``tier`` (the gateway's tier label)."""
+        if tier in GRASSROOTS_TIERS:
+            return self.client_buffer_bytes
+        return self.upper_tier_buffer_bytes
 
 
 class CryptoConfig(_Frozen):

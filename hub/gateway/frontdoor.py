@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 import orjson
 from aiohttp import web
@@ -108,7 +108,15 @@ def parse_poll_head(head: bytes) -> tuple[MultiDict[str], CIMultiDict[str], bool
         return None
     connection = headers.get("Connection", "").lower()
     keep_alive = "keep-alive" in connection if http10 else "close" not in connection
-    query: MultiDict[str] = MultiDict(parse_qsl(query_text, keep_blank_values=True))
+    query: MultiDict[str] = MultiDict()
+    if query_text:
+        for pair in query_text.split("&"):
+            if not pair:
+                continue
+            name, _, value = pair.partition("=")
+            if "%" in pair or "+" in pair:
+                name, value = unquote_plus(name), unquote_plus(value)
+            query.add(name, value)
     return query, headers, keep_alive, http10
 
 

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+FETCH_QUEUE_BACKOFF_MS = 5
+
 
 class LoopGone(Exception):
     """The event loop stopped while a reader waited for it."""
@@ -286,6 +288,10 @@ class LiveTail(_Reader):
             "tail",
             fetch_wait_max_ms=gw.live_fetch_wait_ms,
             queued_max_messages_kbytes=32_768,
+            # When a large transaction commits, its frames fill the prefetch queue at once;
+            # librdkafka then postpones the partition's next fetch by this long (1 s by
+            # default), and the fan-out, having drained the queue, sat idle for the rest.
+            fetch_queue_backoff_ms=FETCH_QUEUE_BACKOFF_MS,
         )
         assigned: set[int] = set()
         positions: dict[int, int] = {}
@@ -406,6 +412,7 @@ class CatchupScanner(_Reader):
                         f"catchup-{self._partition}",
                         queued_max_messages_kbytes=max(64, gw.catchup_fetch_bytes // 1024),
                         fetch_max_bytes=gw.catchup_fetch_bytes,
+                        fetch_queue_backoff_ms=FETCH_QUEUE_BACKOFF_MS,
                     )
                 low: int | None = None
                 round_, start = job

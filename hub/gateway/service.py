@@ -476,7 +476,7 @@ class GatewayService:
             protocol,
             access,
             start,
-            self.gw.client_buffer_bytes,
+            self.gw.buffer_bytes(access.tier),
             client=client,
             from_earliest=from_earliest,
         )

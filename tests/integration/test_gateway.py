@@ -362,7 +362,9 @@ def test_a_stalled_client_is_disconnected_and_others_are_not_held_up(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     with gateway_world(
-        kafka_bootstrap, tmp_path, **{"gateway.client_buffer_bytes": 65_536}
+        kafka_bootstrap,
+        tmp_path,
+        **{"gateway.client_buffer_bytes": 65_536, "gateway.upper_tier_buffer_bytes": 65_536},
     ) as world:
         url = world.runtime.gateway_url
         stalled = socket.socket()

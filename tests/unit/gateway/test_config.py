@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hub.config import ConfigError, isolated_config, load_config
+from hub.gateway.access import TIER_NAMES
 
 
 def test_defaults_and_environment() -> None:
@@ -31,6 +32,7 @@ def test_defaults_and_environment() -> None:
     [
         ("[gateway]\nport = 70000\n", r"gateway\.port"),
         ("[gateway]\nclient_buffer_bytes = 10\n", r"gateway\.client_buffer_bytes"),
+        ("[gateway]\nupper_tier_buffer_bytes = 10\n", r"gateway\.upper_tier_buffer_bytes"),
         ('[gateway]\nadvertised_url = "gw1:8490"\n', r"gateway\.advertised_url"),
         ("[gateway]\nbuffer = 1\n", r"gateway\.buffer: Extra inputs"),
         ('[gateway]\ntls_cert_file = "c.pem"\n', "tls_cert_file and tls_key_file"),
@@ -43,3 +45,23 @@ def test_bad_values_name_the_field(tmp_path: Path, toml: str, field: str) -> Non
     path.write_text('[kafka]\nbootstrap_servers = "h:1"\n' + toml)
     with pytest.raises(ConfigError, match=field):
         load_config(path, env={})
+
+
+def test_upper_tier_streams_have_a_buffer_bound_of_their_own(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text('[kafka]\nbootstrap_servers = "h:1"\n')
+    gw = load_config(path, env={}).gateway
+    assert {tier: gw.buffer_bytes(tier) for tier in (*TIER_NAMES.values(), "department")} == {
+        "department": 16 << 20,
+        "province": 16 << 20,
+        "city": 16 << 20,
+        "county": 16 << 20,
+        "township": 1 << 20,
+        "village": 1 << 20,
+    }
+    path.write_text(
+        '[kafka]\nbootstrap_servers = "h:1"\n'
+        "[gateway]\nclient_buffer_bytes = 100000\nupper_tier_buffer_bytes = 200000\n"
+    )
+    gw = load_config(path, env={}).gateway
+    assert (gw.buffer_bytes("village"), gw.buffer_bytes("department")) == (100_000, 200_000)

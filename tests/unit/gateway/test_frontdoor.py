@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
+from urllib.parse import parse_qsl
 
 import orjson
 import pytest
@@ -31,6 +32,15 @@ def test_a_plain_long_poll_is_parsed() -> None:
     assert query["wait"] == ""
     assert headers["authorization"] == "Bearer ght_x.y"
     assert keep_alive and not http10
+
+
+@pytest.mark.parametrize(
+    "query", ["a=1&b=2", "cursor=0%3A12&client=a+b", "x&y=&=z", "&&a=1&", "a=%ZZ", "k=v=w", ""]
+)
+def test_the_query_is_decoded_as_a_form(query: str) -> None:
+    parsed = parse_poll_head(f"GET /v1/stream/poll?{query} HTTP/1.0".encode())
+    assert parsed is not None
+    assert list(parsed[0].items()) == parse_qsl(query, keep_blank_values=True)
 
 
 @pytest.mark.parametrize(
