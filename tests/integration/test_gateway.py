@@ -581,9 +581,12 @@ def test_wrong_key_tampered_frame_and_gap_are_reported(world: GatewayWorld) -> N
 def test_bad_requests_get_clear_answers(world: GatewayWorld) -> None:
     url = world.runtime.gateway_url
 
-    async def probe() -> list[tuple[int, str]]:
+    async def probe(fresh_connections: bool) -> list[tuple[int, str]]:
+        # On one connection that began with an SSE request, aiohttp answers the long-polls
+        # too; on fresh connections they take the gateway's lean path. Same answers.
         token = world.members["rsj"].token
-        async with aiohttp.ClientSession() as http:
+        connector = aiohttp.TCPConnector(force_close=fresh_connections)
+        async with aiohttp.ClientSession(connector=connector) as http:
             out = []
             for path, headers in (
                 ("/v1/stream/sse", {}),
@@ -599,7 +602,16 @@ def test_bad_requests_get_clear_answers(world: GatewayWorld) -> None:
                     out.append((response.status, body.get("reason", "")))
             return out
 
-    answers = asyncio.run(probe())
+    def polls() -> tuple[float, float]:
+        text = gateway_metrics(world)
+        name = "govhub_gateway_poll_requests_total"
+        return metric(text, name, path="lean"), metric(text, name, path="aiohttp")
+
+    before = polls()
+    answers = asyncio.run(probe(False))
+    assert asyncio.run(probe(True)) == answers
+    after = polls()
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 2)
     partition = world.runtime.gateway.partition_of("rsj")  # type: ignore[union-attr]
     assert answers[0] == (401, "unauthenticated")
     assert answers[1] == (401, "unauthenticated")
@@ -610,10 +622,10 @@ def test_bad_requests_get_clear_answers(world: GatewayWorld) -> None:
     assert answers[5] == (400, "bad-request")
     assert answers[6] == (401, "unauthenticated")
     # Every refused credential is on the audit trail, with the party it claimed.
-    failed = _audit_events(world, lambda e: e.get("action") == "sign-in.failed", 4)
+    failed = _audit_events(world, lambda e: e.get("action") == "sign-in.failed", 8)
     assert all(e["target"] == "gateway" and e["outcome"] == "failed" for e in failed)
-    assert sorted(e["detail"]["reason"] for e in failed) == ["ticket"] + ["unauthenticated"] * 3
-    assert [e["actor"] for e in failed].count("rsj") == 1
+    assert sorted(e["detail"]["reason"] for e in failed) == ["ticket"] * 2 + ["unauthenticated"] * 6
+    assert [e["actor"] for e in failed].count("rsj") == 2
     assert "not-its-secret" not in orjson.dumps(failed).decode()
 
 
