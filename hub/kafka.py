@@ -15,6 +15,13 @@ log = logging.getLogger(__name__)
 _librdkafka_log = logging.getLogger("librdkafka")
 
 
+# Once a partition's prefetch queue is over its thresholds, librdkafka postpones the
+# partition's next fetch by ``fetch.queue.backoff.ms``; its default, a second, leaves a
+# consumer that drains the queue sooner idle for the rest of it. Consumers that read
+# backlogs as fast as they can (the gateway's live tail and catch-up reads, the
+# benchmarks' raw loop) pass this instead. Not a default for every consumer: a slow
+# one then re-checks its full queue every 5 ms, which cost the three-broker fault suite
+# about 50 s of a contended machine.
 FETCH_QUEUE_BACKOFF_MS = 5
 
 
@@ -78,11 +85,6 @@ def consumer(
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
-            # Once a partition's prefetch queue is over its thresholds, librdkafka
-            # postpones the partition's next fetch by this long; its default, a second,
-            # left a consumer that drained the queue sooner idle for the rest of it (a
-            # backlog read at a third of its speed, a steady stream delayed by up to 1 s).
-            "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
             "error_cb": _log_error,
         }
     )

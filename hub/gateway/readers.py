@@ -285,10 +285,11 @@ class LiveTail(_Reader):
         consumer = self._consumer(
             "tail",
             fetch_wait_max_ms=gw.live_fetch_wait_ms,
-            # A large transaction's frames fill this queue at once when it commits: see
-            # kafka.consumer's fetch.queue.backoff.ms for why the fan-out does not then
-            # wait a second for the rest.
             queued_max_messages_kbytes=32_768,
+            # When a large transaction commits, its frames fill the prefetch queue at once;
+            # librdkafka then postpones the partition's next fetch (1 s by default), and
+            # the fan-out, having drained the queue, sat idle for the rest.
+            fetch_queue_backoff_ms=kafka.FETCH_QUEUE_BACKOFF_MS,
         )
         assigned: set[int] = set()
         positions: dict[int, int] = {}
@@ -409,6 +410,7 @@ class CatchupScanner(_Reader):
                         f"catchup-{self._partition}",
                         queued_max_messages_kbytes=max(64, gw.catchup_fetch_bytes // 1024),
                         fetch_max_bytes=gw.catchup_fetch_bytes,
+                        fetch_queue_backoff_ms=kafka.FETCH_QUEUE_BACKOFF_MS,
                     )
                 low: int | None = None
                 round_, start = job
