@@ -19,9 +19,8 @@ _librdkafka_log = logging.getLogger("librdkafka")
 # partition's next fetch by ``fetch.queue.backoff.ms``; its default, a second, leaves a
 # consumer that drains the queue sooner idle for the rest of it. Consumers that read
 # backlogs as fast as they can (the gateway's live tail and catch-up reads, the
-# benchmarks' raw loop) pass this instead. Not a default for every consumer: a slow
-# one then re-checks its full queue every 5 ms, which cost the three-broker fault suite
-# about 50 s of a contended machine.
+# benchmarks' raw loop) pass this instead. Not a default for every consumer: a slow one
+# gains nothing and would re-check its full queue every 5 ms.
 FETCH_QUEUE_BACKOFF_MS = 5
 
 
