@@ -173,6 +173,12 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
     return status, headers, body
 
 
+async def until(done: Callable[[], bool], timeout: float = 1.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+
+
 def run(test: Callable[[], Any]) -> None:
     asyncio.run(test())
 
@@ -270,15 +276,9 @@ def test_a_client_that_leaves_cancels_its_poll() -> None:
         async with front_door() as (port, logic, keeper):
             _reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /v1/stream/poll?sleep=30 HTTP/1.1\r\nHost: gw\r\n\r\n")
-            for _ in range(100):
-                if logic.seen:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: bool(logic.seen))
             writer.close()
-            for _ in range(100):
-                if logic.cancelled:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: logic.cancelled > 0)
             assert logic.cancelled == 1
             assert not keeper.connections
 
